@@ -1,0 +1,335 @@
+"""``patchbay.yaml``: the config model, its loading, and secret references.
+
+Loading validates everything that can be checked without touching a source — YAML syntax, the
+shape, connector names (against the registry), each connector's settings model, entity names,
+mapping targets and transforms — and compiles the mappings once. Every error names the file and
+the path inside it. Secrets appear only as references: ``env:NAME`` or ``file:PATH``
+(``store:NAME`` arrives with the encrypted credential store).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from patchbay.core.connector import Connector
+from patchbay.core.errors import ConfigError, PatchbayError
+from patchbay.core.mapping import EntitySpec, Mapping, MappingError, compile_mapping
+from patchbay.core.registry import ConnectorRegistry, EntityRegistry
+from patchbay.core.transforms import TransformContext
+
+__all__ = [
+    "DEFAULT_STATE",
+    "Config",
+    "ConfigSpec",
+    "SourceConfig",
+    "load_config",
+    "load_config_data",
+    "mask_url",
+    "resolve_secret",
+]
+
+DEFAULT_STATE = "sqlite:///.patchbay/state.db"
+_SOURCE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+_REFERENCE = re.compile(r"^(env|file|store):(.+)$")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Defaults(_Spec):
+    """Per-source defaults the transforms use when a field does not say otherwise."""
+
+    phone_region: str | None = None
+    timezone: str = "UTC"
+    currency: str | None = None
+    decimal: Literal["auto", "dot", "comma"] = "auto"
+
+
+class SourceSpec(_Spec):
+    connector: str
+    owner: str | None = None
+    description: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    entities: dict[str, EntitySpec] = Field(default_factory=dict)
+
+
+class ConsumerSpec(_Spec):
+    trusted: bool = False
+    description: str | None = None
+
+
+class ConfigSpec(_Spec):
+    version: Literal[1]
+    state: str = DEFAULT_STATE
+    secret_key: str | None = None
+    sources: dict[str, SourceSpec] = Field(default_factory=dict)
+    consumers: dict[str, ConsumerSpec] = Field(
+        default_factory=lambda: {"local": ConsumerSpec(trusted=True)}
+    )
+
+    @field_validator("sources")
+    @classmethod
+    def _source_names(cls, value: dict[str, SourceSpec]) -> dict[str, SourceSpec]:
+        for name in value:
+            if not _SOURCE_NAME.match(name):
+                raise ValueError(
+                    f"source name {name!r} must start with a letter and hold only letters, "
+                    "digits, '_' and '-' (it prefixes every canonical id)"
+                )
+        return value
+
+
+@dataclass
+class SourceConfig:
+    name: str
+    spec: SourceSpec
+    connector: type[Connector]
+    settings: BaseModel
+    mappings: dict[str, Mapping]
+
+    @property
+    def owner(self) -> str | None:
+        return self.spec.owner
+
+
+@dataclass
+class Config:
+    spec: ConfigSpec
+    file: str
+    base_dir: Path
+    sources: dict[str, SourceConfig]
+    entities: EntityRegistry
+    connectors: ConnectorRegistry
+    secret_key: str | None = field(default=None, repr=False)
+
+    @property
+    def state_url(self) -> str:
+        return resolve_sqlite_path(self.spec.state, self.base_dir)
+
+    def sources_for(self, entity: str) -> list[SourceConfig]:
+        return [s for s in self.sources.values() if entity in s.mappings]
+
+
+def resolve_sqlite_path(url: str, base_dir: Path) -> str:
+    """A relative SQLite path is relative to the config file, not to the working directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str((base_dir / url[len(prefix) :]).resolve())
+    return url
+
+
+def mask_url(url: str) -> str:
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``, for messages and logs."""
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def resolve_secret(value: str, *, base_dir: Path, where: str, file: str) -> str:
+    """The secret a reference names; other strings are returned as they are."""
+    match = _REFERENCE.match(value)
+    if not match:
+        return value
+    scheme, name = match.groups()
+    if scheme == "env":
+        secret = os.environ.get(name)
+        if secret is None:
+            raise ConfigError(f"environment variable {name} is not set", file=file, path=where)
+        return secret
+    if scheme == "file":
+        path = (base_dir / name).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read secret file {str(path)!r}: {exc.strerror}", file=file, path=where
+            ) from None
+    raise ConfigError(
+        "store: references need the encrypted credential store, which this version does not "
+        "have yet; use env: or file:",
+        file=file,
+        path=where,
+    )
+
+
+def _resolve_tree(value: Any, *, resolve: bool, base_dir: Path, where: str, file: str) -> Any:
+    if isinstance(value, str):
+        if not _REFERENCE.match(value):
+            return value
+        if not resolve:
+            return "<secret>"
+        return resolve_secret(value, base_dir=base_dir, where=where, file=file)
+    if isinstance(value, MappingABC):
+        return {
+            k: _resolve_tree(v, resolve=resolve, base_dir=base_dir, where=f"{where}.{k}", file=file)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _resolve_tree(v, resolve=resolve, base_dir=base_dir, where=f"{where}[{i}]", file=file)
+            for i, v in enumerate(value)
+        ]
+    return value
+
+
+def _format_validation(exc: ValidationError, prefix: str = "") -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in error["loc"])
+        path = ".".join(part for part in (prefix, loc) if part)
+        msg = error["msg"]
+        if error["type"] == "extra_forbidden":
+            msg = "unknown key"
+        problems.append(f"{path or '(top)'}: {msg}")
+    return problems
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    *,
+    connectors: ConnectorRegistry | None = None,
+    entities: EntityRegistry | None = None,
+    resolve_secrets: bool = True,
+) -> Config:
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "config file not found (give --config PATH, or create ./patchbay.yaml)", file=file
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config: {exc}", file=file) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"invalid YAML: {problem}", file=file, path=where) from None
+    return load_config_data(
+        data,
+        file=file,
+        base_dir=Path(path).resolve().parent,
+        connectors=connectors,
+        entities=entities,
+        resolve_secrets=resolve_secrets,
+    )
+
+
+def load_config_data(
+    data: Any,
+    *,
+    file: str = "<config>",
+    base_dir: Path | None = None,
+    connectors: ConnectorRegistry | None = None,
+    entities: EntityRegistry | None = None,
+    resolve_secrets: bool = True,
+) -> Config:
+    """Validate and compile a config given as data (what ``load_config`` does after parsing)."""
+    base_dir = base_dir or Path.cwd()
+    connectors = connectors or ConnectorRegistry()
+    entities = entities or EntityRegistry()
+    if not isinstance(data, MappingABC):
+        raise ConfigError("the config must be a mapping with 'version: 1' and 'sources'", file=file)
+    try:
+        spec = ConfigSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(file, _format_validation(exc)) from None
+
+    problems: list[str] = []
+    sources: dict[str, SourceConfig] = {}
+    for name, source in spec.sources.items():
+        built = _build_source(
+            name, source, file, base_dir, connectors, entities, resolve_secrets, problems
+        )
+        if built is not None:
+            sources[name] = built
+    secret_key = None
+    if spec.secret_key is not None:
+        try:
+            secret_key = _resolve_tree(
+                spec.secret_key, resolve=resolve_secrets, base_dir=base_dir, where="secret_key",
+                file=file,
+            )
+        except ConfigError as exc:
+            problems.append(f"secret_key: {exc.message}")
+    if problems:
+        raise _config_error(file, problems)
+    return Config(spec, file, base_dir, sources, entities, connectors, secret_key)
+
+
+def _config_error(file: str, problems: list[str]) -> ConfigError:
+    if len(problems) == 1:
+        path, _, message = problems[0].partition(": ")
+        return ConfigError(message, file=file, path=path)
+    error = ConfigError(
+        f"{len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems), file=file
+    )
+    error.problems = problems  # type: ignore[attr-defined]
+    return error
+
+
+def _build_source(
+    name: str,
+    source: SourceSpec,
+    file: str,
+    base_dir: Path,
+    connectors: ConnectorRegistry,
+    entities: EntityRegistry,
+    resolve_secrets: bool,
+    problems: list[str],
+) -> SourceConfig | None:
+    """Build one source, adding what is wrong to ``problems`` (None when it cannot be built)."""
+    at = f"sources.{name}"
+    try:
+        connector = connectors.get(source.connector)
+    except PatchbayError as exc:  # ConnectorNotFound, PluginError
+        problems.append(f"{at}.connector: {exc}")
+        return None
+    try:
+        raw_settings = _resolve_tree(
+            source.settings, resolve=resolve_secrets, base_dir=base_dir, where=f"{at}.settings",
+            file=file,
+        )
+        settings = connector.Settings.model_validate(raw_settings)
+    except ConfigError as exc:
+        problems.append(f"{exc.path}: {exc.message}")
+        return None
+    except ValidationError as exc:
+        problems.extend(_format_validation(exc, f"{at}.settings"))
+        return None
+    defaults = source.defaults
+    ctx = TransformContext(
+        source=name,
+        phone_region=defaults.phone_region,
+        timezone=defaults.timezone,
+        currency=defaults.currency,
+        decimal=defaults.decimal,
+    )
+    mappings: dict[str, Mapping] = {}
+    for entity_name, entity_spec in source.entities.items():
+        where = f"{at}.entities.{entity_name}"
+        if entity_name not in entities:
+            problems.append(
+                f"{where}: unknown entity {entity_name!r}; entities: {', '.join(entities.names())}"
+            )
+            continue
+        try:
+            mappings[entity_name] = compile_mapping(
+                name, entities.get(entity_name), entity_spec, ctx
+            )
+        except MappingError as exc:
+            problems.append(f"{where}.{exc.path}: {exc}")
+        except ValueError as exc:  # bad defaults such as an unknown time zone
+            problems.append(f"{at}.defaults: {exc}")
+    return SourceConfig(name, source, connector, settings, mappings)

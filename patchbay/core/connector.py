@@ -1,0 +1,235 @@
+"""The connector contract: what a source adapter declares and implements.
+
+A connector adapts one kind of source (SQL database, file exports, a REST API, …). It declares:
+
+* ``kind``: its name, the entry point name in group ``patchbay.connectors``;
+* ``Settings``: a pydantic model validating the source's ``settings:`` block;
+* ``capabilities``: what it can do, as data (checked against the methods it implements when the
+  class is defined, so a plugin that claims ``get`` without implementing it fails at load);
+* ``pushdown``: the filter operators it can evaluate at the source;
+* ``resources``: what it wants injected (``"sql_engine"``, ``"http_client"``), built by the Hub
+  with auth, timeouts and resilience applied.
+
+It yields batches of source-native rows and knows nothing of canonical entities: mapping does that.
+It never retries and never builds its own client.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from patchbay.core.filters import Op
+
+__all__ = [
+    "Batch",
+    "Capability",
+    "Clock",
+    "ColumnInfo",
+    "Connector",
+    "GetRequest",
+    "LinesRequest",
+    "Position",
+    "ReadRequest",
+    "Resources",
+    "SourceFilter",
+    "SourceOrder",
+    "SourceSchema",
+    "SqlSettings",
+    "TableInfo",
+]
+
+Position = Any  # JSON-serialisable: where to resume a read (keyset values, a page token, …)
+
+
+class Capability(enum.StrEnum):
+    READ = "read"
+    GET = "get"
+    INCREMENTAL = "incremental"  # can filter on the updated-at path (``since``)
+    ORDER = "order"  # can sort on a mapped path (streaming merges across sources)
+    DISCOVER = "discover"
+    CHECK = "check"
+
+
+# The method each capability requires the class to implement (not inherit from the base).
+_REQUIRES: Mapping[Capability, str] = {
+    Capability.READ: "read",
+    Capability.GET: "get",
+    Capability.DISCOVER: "discover",
+    Capability.CHECK: "check",
+}
+
+
+class NoSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFilter:
+    """A filter the source evaluates on its own values. ``fold``: compare case-insensitively."""
+
+    path: str
+    op: Op
+    value: Any
+    fold: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOrder:
+    path: str
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LinesRequest:
+    """Line rows of each header row: the connector attaches them under ``LINES_KEY``."""
+
+    origin: Mapping[str, Any]
+    key: tuple[str, ...]  # line paths that hold the header's id values, in id order
+    paths: tuple[str, ...]
+    order_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    entity: str
+    origin: Mapping[str, Any]  # the binding's ``from:`` block, connector-specific
+    id_paths: tuple[str, ...]
+    paths: tuple[str, ...]  # every path the mapping reads
+    filters: tuple[SourceFilter, ...] = ()
+    order: tuple[SourceOrder, ...] = ()  # empty: the id paths, ascending
+    position: Position | None = None
+    batch_size: int = 1000
+    lines: LinesRequest | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetRequest:
+    entity: str
+    origin: Mapping[str, Any]
+    id_paths: tuple[str, ...]
+    id_values: tuple[str, ...]  # the remote key parts as text, in id_paths order
+    paths: tuple[str, ...]
+    lines: LinesRequest | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    """Rows of one read step. ``position_after(i)`` resumes just after ``rows[i]``."""
+
+    rows: Sequence[Mapping[str, Any]]
+    position_after: Callable[[int], Position]
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnInfo:
+    name: str
+    type: str  # the source's own type name, e.g. "VARCHAR(40)", "INTEGER", "string"
+    nullable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    name: str
+    columns: tuple[ColumnInfo, ...]
+    primary_key: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSchema:
+    tables: tuple[TableInfo, ...]
+
+
+class Clock:
+    """Time as the connector sees it; tests inject their own."""
+
+    def now(self) -> datetime:
+        from datetime import UTC
+
+        return datetime.now(UTC)
+
+
+@dataclass
+class Resources:
+    """What the Hub injects. Only the resources a connector names in ``resources`` are set."""
+
+    source: str
+    owner: str | None = None
+    sql_engine: Any = None  # sqlalchemy.ext.asyncio.AsyncEngine or Engine
+    http_client: Any = None  # httpx.AsyncClient
+    base_dir: Any = None  # pathlib.Path the config file lives in (relative paths resolve here)
+    clock: Clock = field(default_factory=Clock)
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("patchbay.source"))
+
+
+class Connector:
+    """Base class of connectors. Subclasses set the class variables and implement methods."""
+
+    kind: ClassVar[str] = ""
+    Settings: ClassVar[type[BaseModel]] = NoSettings
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.READ})
+    pushdown: ClassVar[frozenset[Op]] = frozenset()
+    resources: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.kind:
+            return  # an abstract intermediate class
+        for capability in cls.capabilities:
+            method = _REQUIRES.get(capability)
+            if method and getattr(cls, method) is getattr(Connector, method):
+                raise TypeError(
+                    f"connector {cls.kind!r} ({cls.__qualname__}) declares {capability!s} "
+                    f"but does not implement {method}()"
+                )
+        unknown = cls.resources - {"sql_engine", "http_client"}
+        if unknown:
+            raise TypeError(f"connector {cls.kind!r} asks for unknown resources {sorted(unknown)}")
+
+    def __init__(self, settings: BaseModel, resources: Resources) -> None:
+        self.settings = settings
+        self.res = resources
+
+    def accepts(self, request: ReadRequest, condition: SourceFilter) -> bool:
+        """Whether this source can evaluate ``condition`` for this entity. Default: by operator."""
+        return condition.op in self.pushdown
+
+    def can_order(self, request: ReadRequest, order: SourceOrder) -> bool:
+        return Capability.ORDER in self.capabilities
+
+    def read(self, request: ReadRequest) -> AsyncIterator[Batch]:
+        raise NotImplementedError
+
+    async def get(self, request: GetRequest) -> Mapping[str, Any] | None:
+        raise NotImplementedError
+
+    async def discover(self) -> SourceSchema:
+        raise NotImplementedError
+
+    async def check(self) -> None:
+        """Raise when the source cannot be reached or read; return quietly otherwise."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release what the connector opened itself (injected resources are the Hub's)."""
+
+
+class SqlSettings(BaseModel):
+    """Settings of connectors that ask for an injected ``sql_engine``.
+
+    ``url`` is a SQLAlchemy URL; keep the password out of it and give ``password`` as a
+    reference (``env:ERP_DB_PASSWORD``). Relative SQLite paths are relative to the config file.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    password: SecretStr | None = None
+    connect_args: dict[str, Any] = Field(default_factory=dict)
+    schema_: str | None = Field(default=None, alias="schema")

@@ -1,0 +1,531 @@
+"""Mappings: how one source's rows become one entity's canonical records.
+
+A mapping spec (the ``entities.<name>`` block of a source in ``patchbay.yaml``) is compiled ONCE
+into a :class:`Mapping`, whose ``map_batch`` turns a batch of source rows into validated records,
+quarantined rows with their reasons, and counts of nulled fields for the quality report:
+
+* a field whose transform fails is nulled and counted, unless it is ``required`` (or the entity
+  requires it): then the row is quarantined;
+* a row without an id is quarantined;
+* nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from patchbay.core import normalise as n
+from patchbay.core.entities import Record
+from patchbay.core.filters import FieldInfo, FieldKind, field_catalog
+from patchbay.core.ids import canonical_id, remote_id
+from patchbay.core.transforms import SourceForm, Transform, TransformContext, compile_transform
+
+__all__ = [
+    "LINES_KEY",
+    "ROW_ERRORS_KEY",
+    "EntitySpec",
+    "FieldSpec",
+    "LinesSpec",
+    "MappedBatch",
+    "Mapping",
+    "MappingError",
+    "Quarantined",
+    "compile_mapping",
+]
+
+# Connectors attach an entity's line rows to each header row under this key.
+LINES_KEY = "__patchbay_lines__"
+# A connector that could read a row only in part (undecodable bytes, a CSV line with too many
+# fields) lists what is wrong under this key; the mapping quarantines the row with those reasons.
+ROW_ERRORS_KEY = "__patchbay_errors__"
+
+Path = str | list[str]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class FieldSpec(_Spec):
+    """``target: {path: COLUMN, transform: ..., required: true}`` or the shorthand ``target: COLUMN``."""
+
+    path: Path | None = None
+    transform: Any = None
+    required: bool = False
+    pushdown: bool = True  # set false when the source compares differently from the canonical value
+
+    @field_validator("path")
+    @classmethod
+    def _non_empty(cls, value: Path | None) -> Path | None:
+        if value is not None and (value == "" or value == []):
+            raise ValueError("path must name a column or field")
+        return value
+
+
+FieldEntry = FieldSpec | str
+
+
+class LinesSpec(_Spec):
+    origin: dict[str, Any] = Field(alias="from")
+    key: Path  # the line table's columns holding the header's id, in the order of its id
+    order_by: Path | None = None
+    fields: dict[str, FieldEntry] = Field(default_factory=dict)
+
+
+class EntitySpec(_Spec):
+    origin: dict[str, Any] = Field(alias="from")
+    id: Path
+    updated_at: FieldEntry | None = None
+    fields: dict[str, FieldEntry] = Field(default_factory=dict)
+    lines: LinesSpec | None = None
+
+
+class MappingError(ValueError):
+    """A mapping spec that cannot compile. ``path`` is where in the spec (``fields.email``)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    source: str
+    entity: str
+    remote_id: str | None
+    reasons: tuple[str, ...]
+    raw: dict[str, Any]
+
+
+@dataclass(slots=True)
+class MappedBatch:
+    records: list[Record]
+    quarantined: list[Quarantined]
+    nulled: Counter[str]  # "field: reason kind" -> count
+    # For each record, its index in the source batch (to find the resume position after it).
+    indexes: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Pushable:
+    """How a canonical field can be filtered at the source."""
+
+    path: str
+    form: SourceForm
+
+
+# --- compilation -----------------------------------------------------------------------------
+
+
+def _path_getter(path: Path) -> Callable[[MappingABC[str, Any]], Any]:
+    if isinstance(path, list):
+        getters = [_path_getter(p) for p in path]
+        return lambda row: tuple(g(row) for g in getters)
+    if "." not in path:
+        return lambda row: row.get(path)
+    parts = path.split(".")
+
+    def nested(row: MappingABC[str, Any]) -> Any:
+        value: Any = row
+        for part in parts:
+            if not isinstance(value, MappingABC):
+                return None
+            value = value.get(part)
+        return value
+
+    # A flat column whose name contains a dot still wins over a nested lookup.
+    return lambda row: row[path] if path in row else nested(row)
+
+
+def _chain(transforms: Sequence[Transform], multi: bool) -> Callable[[Any], Any] | None:
+    if not transforms:
+        return None
+    fns = [t.fn for t in transforms]
+    if multi and not transforms[0].takes_tuple:
+        first = fns[0]
+        fns[0] = lambda value: first(" ".join(str(v) for v in value if v not in (None, "")) or None)
+    if len(fns) == 1:
+        return fns[0]
+
+    def chained(value: Any) -> Any:
+        for fn in fns:
+            if value is None:
+                return None
+            value = fn(value)
+        return value
+
+    return chained
+
+
+def _implicit(kind: FieldKind, ctx: TransformContext) -> Transform | None:
+    """What a plain path gets for free so canonical types hold (aware UTC datetimes)."""
+    if kind is FieldKind.DATETIME:
+        return Transform("datetime", n.compile_datetime(None, ctx.timezone), SourceForm.EXACT)
+    if kind is FieldKind.EMAIL:
+        return Transform("email", n.email, SourceForm.FOLD)
+    return None
+
+
+def _form(transforms: Sequence[Transform]) -> SourceForm | None:
+    if not transforms:
+        return SourceForm.EXACT
+    forms = {t.form for t in transforms}
+    if None in forms:
+        return None
+    return SourceForm.FOLD if SourceForm.FOLD in forms else SourceForm.EXACT
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    target: str  # the canonical path, for reasons
+    get: Callable[[MappingABC[str, Any]], Any]
+    fn: Callable[[Any], Any] | None
+    required: bool
+    container: str | None  # "address", "extra" or None for a top-level field
+    key: str
+
+
+def _field_steps(
+    model: type[BaseModel],
+    catalog: dict[str, FieldInfo] | None,
+    fields: MappingABC[str, FieldEntry],
+    ctx: TransformContext,
+    required: frozenset[str],
+    where: str,
+    pushables: dict[str, Pushable] | None,
+) -> list[_Step]:
+    steps: list[_Step] = []
+    nested_models = _nested_models(model)
+    for target, entry in fields.items():
+        spec = FieldSpec(path=entry) if isinstance(entry, str) else entry
+        at = f"{where}.{target}"
+        if spec.path is None:
+            if spec.transform is None:
+                raise MappingError(at, "a field needs a path (or a const transform)")
+            getter: Callable[[MappingABC[str, Any]], Any] = lambda row: None  # noqa: E731
+        else:
+            getter = _path_getter(spec.path)
+        container, _, key = target.rpartition(".")
+        if container == "extra":
+            kind = FieldKind.ANY
+        elif container:
+            if container not in nested_models or key not in nested_models[container].model_fields:
+                raise MappingError(at, _unknown_target(target, model))
+            kind = FieldKind.TEXT if catalog is None else catalog[target].kind
+        else:
+            if key not in model.model_fields or key in ("id", "source", "remote_id", "extra", "raw"):
+                raise MappingError(at, _unknown_target(target, model))
+            if key == "lines" or key == "updated_at":
+                raise MappingError(at, f"{key} is mapped in its own block, not under fields")
+            kind = catalog[target].kind if catalog is not None and target in catalog else FieldKind.ANY
+        try:
+            transforms = compile_transform(spec.transform, ctx)
+        except (ValueError, LookupError) as exc:
+            raise MappingError(f"{at}.transform", str(exc)) from None
+        multi = isinstance(spec.path, list)
+        if not transforms:
+            implicit = _implicit(kind, ctx)
+            transforms = [implicit] if implicit else []
+            if multi:
+                raise MappingError(at, "a path list needs a transform that combines the values")
+        if pushables is not None and spec.pushdown and isinstance(spec.path, str):
+            form = _form(transforms)
+            if form is not None:
+                pushables[target] = Pushable(spec.path, form)
+        steps.append(
+            _Step(
+                target=target,
+                get=getter,
+                fn=_chain(transforms, multi),
+                required=spec.required or target in required,
+                container=container or None,
+                key=key,
+            )
+        )
+    return steps
+
+
+def _nested_models(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    out: dict[str, type[BaseModel]] = {}
+    for name, info in model.model_fields.items():
+        for candidate in (info.annotation, *getattr(info.annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                from patchbay.core.entities import Money
+
+                if candidate is not Money:
+                    out[name] = candidate
+    return out
+
+
+def _unknown_target(target: str, model: type[BaseModel]) -> str:
+    names = sorted(
+        set(field_catalog(model) if issubclass(model, Record) else model.model_fields)
+        - {"id", "source", "remote_id", "updated_at"}
+    )
+    return f"unknown target {target!r}; targets: {', '.join(names)}, extra.<name>"
+
+
+class Mapping:
+    """One source+entity mapping, compiled. Call :meth:`map_batch` on batches of source rows."""
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        model: type[Record],
+        spec: EntitySpec,
+        id_paths: tuple[str, ...],
+        steps: list[_Step],
+        updated_at: _Step | None,
+        lines: _Lines | None,
+        pushables: dict[str, Pushable],
+    ) -> None:
+        self.source = source
+        self.model = model
+        self.entity = model.entity
+        self.spec = spec
+        self.id_paths = id_paths
+        self.steps = steps
+        self.updated_at = updated_at
+        self.lines = lines
+        self.pushables = pushables
+        self._id_getters = [_path_getter(p) for p in id_paths]
+
+    @property
+    def source_paths(self) -> tuple[str, ...]:
+        """Every source path the mapping reads (ids first), for connectors that select columns."""
+        paths: list[str] = list(self.id_paths)
+        for path in _spec_paths(self.spec.fields):
+            if path not in paths:
+                paths.append(path)
+        if self.spec.updated_at is not None:
+            for path in _spec_paths({"updated_at": self.spec.updated_at}):
+                if path not in paths:
+                    paths.append(path)
+        return tuple(paths)
+
+    def map_batch(self, rows: Sequence[MappingABC[str, Any]], *, raw: bool = False) -> MappedBatch:
+        records: list[Record] = []
+        quarantined: list[Quarantined] = []
+        indexes: list[int] = []
+        nulled: Counter[str] = Counter()
+        validate = self.model.model_validate
+        source = self.source
+        for index, row in enumerate(rows):
+            data, reasons = self._map_row(row, nulled)
+            if data is not None and not reasons:
+                if raw:
+                    data["raw"] = _plain(row)
+                try:
+                    record = validate(data)
+                except ValidationError as exc:
+                    record = self._revalidate(data, exc, reasons, nulled)
+                if record is not None:
+                    records.append(record)
+                    indexes.append(index)
+                    continue
+            rid = data["remote_id"] if data is not None else None
+            quarantined.append(
+                Quarantined(source, self.entity, rid, tuple(reasons), _plain(row))
+            )
+        return MappedBatch(records, quarantined, nulled, indexes)
+
+    def _map_row(
+        self, row: MappingABC[str, Any], nulled: Counter[str]
+    ) -> tuple[dict[str, Any] | None, list[str]]:
+        reasons: list[str] = list(row.get(ROW_ERRORS_KEY) or ())
+        ids = [g(row) for g in self._id_getters]
+        if any(v is None or (isinstance(v, str) and not v.strip()) for v in ids):
+            return None, [*reasons, f"id: missing ({', '.join(self.id_paths)})"]
+        rid = remote_id(ids)
+        data: dict[str, Any] = {
+            "id": canonical_id(self.source, ids),
+            "source": self.source,
+            "remote_id": rid,
+        }
+        self._apply(self.steps, row, data, reasons, nulled)
+        if self.updated_at is not None:
+            self._apply((self.updated_at,), row, data, reasons, nulled)
+        if self.lines is not None:
+            line_rows = row.get(LINES_KEY) or ()
+            lines: list[dict[str, Any]] = []
+            for number, line_row in enumerate(line_rows, start=1):
+                line: dict[str, Any] = {}
+                line_reasons: list[str] = []
+                self._apply(self.lines.steps, line_row, line, line_reasons, nulled)
+                reasons.extend(f"lines[{number}].{r}" for r in line_reasons)
+                lines.append(line)
+            data["lines"] = lines
+        return data, reasons
+
+    @staticmethod
+    def _apply(
+        steps: Iterable[_Step],
+        row: MappingABC[str, Any],
+        data: dict[str, Any],
+        reasons: list[str],
+        nulled: Counter[str],
+    ) -> None:
+        for step in steps:
+            value = step.get(row)
+            if step.fn is not None and value is not None:
+                try:
+                    value = step.fn(value)
+                except (ValueError, ArithmeticError) as exc:
+                    if step.required:
+                        reasons.append(f"{step.target}: {exc}")
+                        continue
+                    nulled[f"{step.target}: {_reason_kind(exc)}"] += 1
+                    value = None
+            elif isinstance(value, str) and step.fn is None and not value.strip():
+                value = None
+            if value is None:
+                if step.required:
+                    reasons.append(f"{step.target}: required, but missing")
+                continue
+            if step.container is None:
+                data[step.key] = value
+            else:
+                data.setdefault(step.container, {})[step.key] = value
+
+    def _revalidate(
+        self, data: dict[str, Any], exc: ValidationError, reasons: list[str], nulled: Counter[str]
+    ) -> Record | None:
+        """Null the optional fields pydantic rejected and try once more; quarantine otherwise."""
+        required = self.model.required | {"id", "source", "remote_id"}
+        for error in exc.errors(include_url=False):
+            loc = error["loc"]
+            top = str(loc[0]) if loc else ""
+            target = ".".join(str(part) for part in loc)
+            message = f"{target}: {error['msg']} (got {_short(error.get('input'))})"
+            if top in required or top == "lines" or top not in data:
+                reasons.append(message)
+            else:
+                data.pop(top, None)
+                nulled[f"{top}: {error['type']}"] += 1
+        if reasons:
+            return None
+        try:
+            return self.model.model_validate(data)
+        except ValidationError as again:
+            reasons.extend(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in again.errors()
+            )
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    key: tuple[str, ...]
+    steps: list[_Step]
+
+
+def _spec_paths(fields: MappingABC[str, FieldEntry]) -> Iterable[str]:
+    for entry in fields.values():
+        path = entry if isinstance(entry, str) else entry.path
+        if isinstance(path, list):
+            yield from path
+        elif path is not None:
+            yield path
+
+
+def _reason_kind(exc: BaseException) -> str:
+    text = str(exc)
+    return text.split(":", 1)[0] if isinstance(exc, n.NormaliseError) else type(exc).__name__
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _plain(row: MappingABC[str, Any]) -> dict[str, Any]:
+    """The raw row as JSON-friendly data, for quarantine and ``raw``."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key == LINES_KEY:
+            out["lines"] = [_plain(line) for line in value]
+        elif key == ROW_ERRORS_KEY:
+            continue
+        elif value is None or isinstance(value, str | int | float | bool):
+            out[key] = value
+        elif isinstance(value, Decimal):
+            out[key] = str(value)
+        elif isinstance(value, date | datetime):
+            out[key] = value.isoformat()
+        elif isinstance(value, bytes):
+            out[key] = value.decode("utf-8", "replace")
+        elif isinstance(value, MappingABC):
+            out[key] = _plain(value)
+        else:
+            out[key] = str(value)
+    return out
+
+
+def _as_tuple(path: Path) -> tuple[str, ...]:
+    return tuple(path) if isinstance(path, list) else (path,)
+
+
+def compile_mapping(
+    source: str, model: type[Record], spec: EntitySpec, ctx: TransformContext
+) -> Mapping:
+    """Compile a spec; raises :class:`MappingError` naming the spec path that is wrong."""
+    from patchbay.core.entities import Line
+
+    catalog = field_catalog(model)
+    pushables: dict[str, Pushable] = {}
+    steps = _field_steps(model, catalog, spec.fields, ctx, model.required, "fields", pushables)
+    missing = sorted(model.required - {s.target for s in steps})
+    if missing:
+        raise MappingError("fields", f"{model.entity} requires {', '.join(missing)}: map them")
+    updated_at = None
+    if spec.updated_at is not None:
+        [updated_at] = _updated_at_steps(spec.updated_at, ctx, pushables)
+    lines = None
+    if spec.lines is not None:
+        if "lines" not in model.model_fields:
+            raise MappingError("lines", f"{model.entity} has no lines")
+        line_steps = _field_steps(Line, None, spec.lines.fields, ctx, frozenset(), "lines.fields", None)
+        lines = _Lines(_as_tuple(spec.lines.key), line_steps)
+    if isinstance(spec.id, str):
+        pushables["id"] = Pushable(spec.id, SourceForm.REF)
+    return Mapping(
+        source=source,
+        model=model,
+        spec=spec,
+        id_paths=_as_tuple(spec.id),
+        steps=steps,
+        updated_at=updated_at,
+        lines=lines,
+        pushables=pushables,
+    )
+
+
+def _updated_at_steps(
+    entry: FieldEntry, ctx: TransformContext, pushables: dict[str, Pushable]
+) -> list[_Step]:
+    spec = FieldSpec(path=entry) if isinstance(entry, str) else entry
+    if spec.path is None:
+        raise MappingError("updated_at", "updated_at needs a path")
+    try:
+        transforms = compile_transform(spec.transform, ctx) or [
+            Transform("datetime", n.compile_datetime(None, ctx.timezone), SourceForm.EXACT)
+        ]
+    except (ValueError, LookupError) as exc:
+        raise MappingError("updated_at.transform", str(exc)) from None
+    if isinstance(spec.path, str) and spec.pushdown:
+        form = _form(transforms)
+        if form is not None:
+            pushables["updated_at"] = Pushable(spec.path, form)
+    return [
+        _Step("updated_at", _path_getter(spec.path), _chain(transforms, False), False, None,
+              "updated_at")
+    ]

@@ -1,0 +1,910 @@
+"""The Hub: builds every source from config, routes queries, and is what every front door holds.
+
+One query, in order:
+
+1. the filter (keywords or JSON) is parsed and bound to the entity: unknown fields and bad
+   values fail here, before any source is touched;
+2. per source, conditions the mapping and the connector can evaluate at the source are pushed
+   down (see :mod:`patchbay.core.transforms` for the source forms); the rest stay in memory;
+3. sources are read concurrently, each into a small bounded buffer;
+4. batches are mapped and validated; bad rows go to quarantine with their reasons;
+5. every condition is re-checked on the canonical record, so push-down can only narrow the scan,
+   never change the result.
+
+Records come out in a stable order: without ``order_by``, source by source (in config order),
+each by its id; with ``order_by``, a streaming merge of the sources sorted on that field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from patchbay.config import Config, SourceConfig, load_config
+from patchbay.core.connector import (
+    Capability,
+    Connector,
+    GetRequest,
+    LinesRequest,
+    Position,
+    ReadRequest,
+    Resources,
+    SourceFilter,
+    SourceOrder,
+    SourceSchema,
+    SqlSettings,
+)
+from patchbay.core.consumers import LOCAL, AccessDenied, Consumer
+from patchbay.core.cursor import CursorSigner, query_digest
+from patchbay.core.entities import Record
+from patchbay.core.errors import (
+    ConfigError,
+    QuarantinedRecord,
+    QueryError,
+    RecordNotFound,
+    SourceError,
+    SourceUnavailable,
+)
+from patchbay.core.filters import (
+    BoolOp,
+    BoundCondition,
+    BoundFilter,
+    Condition,
+    FieldKind,
+    Filter,
+    Op,
+    bind,
+    getter,
+    lookup_field,
+    parse,
+    to_json,
+)
+from patchbay.core.ids import split_id
+from patchbay.core.mapping import Mapping as EntityMapping
+from patchbay.core.mapping import Quarantined
+from patchbay.core.quality import SAMPLE, QualityReport, SourceFailure
+from patchbay.core.quarantine import QuarantineStore
+from patchbay.core.transforms import SourceForm
+
+__all__ = ["Hub", "Page", "Plan", "SourcePlan"]
+
+log = logging.getLogger("patchbay.hub")
+
+# Every time-zone offset in use lies within ±14 h of UTC: a datetime bound widened by that much is
+# safe to push to a source whose column may be naive local time, whatever its zone.
+_TZ_MARGIN = timedelta(hours=14)
+_DONE = {"done": True}
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    source: str
+    owner: str | None
+    mapping: EntityMapping
+    pushed: tuple[SourceFilter, ...]
+    order: tuple[SourceOrder, ...]
+    kept: tuple[str, ...]  # conditions evaluated only in memory, with the reason
+    excluded: str | None = None  # why this source cannot hold any match (it is not read)
+
+
+@dataclass(frozen=True)
+class Plan:
+    entity: str
+    model: type[Record]
+    filter: BoundFilter
+    order_by: tuple[str, bool] | None  # (field, descending)
+    sources: tuple[SourcePlan, ...]
+    consumer: Consumer
+
+    @property
+    def digest(self) -> str:
+        return query_digest(
+            {
+                "entity": self.entity,
+                "where": to_json(self.filter.node),
+                "order": list(self.order_by) if self.order_by else None,
+                "sources": [s.source for s in self.sources],
+                "consumer": self.consumer.name,
+            }
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """What goes where: the JSON shown by ``patchbay explain``."""
+        return {
+            "entity": self.entity,
+            "where": to_json(self.filter.node),
+            "order_by": (("-" if self.order_by[1] else "") + self.order_by[0])
+            if self.order_by
+            else None,
+            "sources": [
+                {
+                    "source": s.source,
+                    "read": s.excluded is None,
+                    "excluded_because": s.excluded,
+                    "pushed_down": [
+                        {"path": f.path, "op": str(f.op), "value": to_json_value(f.value),
+                         "case_insensitive": f.fold}
+                        for f in s.pushed
+                    ],
+                    "order": [{"path": o.path, "descending": o.descending} for o in s.order],
+                    "in_memory_only": list(s.kept),
+                    "rechecked_in_memory": [str(c) for c in _conditions_text(self.filter)],
+                }
+                for s in self.sources
+            ],
+        }
+
+
+def to_json_value(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [to_json_value(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value if isinstance(value, str | int | float | bool | None) else str(value)
+
+
+def _conditions_text(bound: BoundFilter) -> list[str]:
+    return [f"{c.field.path} {c.op} {to_json_value(c.value)}" for c in bound.conjuncts] or (
+        ["(complex filter)"] if bound.node is not None else []
+    )
+
+
+@dataclass
+class Page:
+    records: list[Record]
+    next_cursor: str | None
+    quality: QualityReport
+    errors: list[SourceFailure]
+
+
+class QueryStream:
+    """``async for record in hub.query(...)``; ``quality`` and ``errors`` fill in as it runs."""
+
+    def __init__(self, run: Callable[[QueryStream], AsyncIterator[tuple[Record, str, Any]]]):
+        self.quality = QualityReport()
+        self.errors: list[SourceFailure] = []
+        self._run = run
+        self._iterator: AsyncIterator[tuple[Record, str, Any]] | None = None
+
+    def __aiter__(self) -> QueryStream:
+        return self
+
+    async def __anext__(self) -> Record:
+        if self._iterator is None:
+            self._iterator = self._run(self)
+        record, _, _ = await self._iterator.__anext__()
+        return record
+
+    async def aclose(self) -> None:
+        if self._iterator is not None:
+            await self._iterator.aclose()  # type: ignore[attr-defined]
+
+
+class Hub:
+    """Async entry point. ``async with Hub.from_config("patchbay.yaml") as hub: ...``"""
+
+    def __init__(self, config: Config, *, strict: bool = False) -> None:
+        self.config = config
+        self.strict = strict
+        self._connectors: dict[str, Connector] = {}
+        self._engines: list[sa.Engine] = []
+        self._quarantine: QuarantineStore | None = None
+        self._signer: CursorSigner | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] = "patchbay.yaml", **kwargs: Any) -> Hub:
+        return cls(load_config(path), **kwargs)
+
+    async def __aenter__(self) -> Hub:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- catalog -----------------------------------------------------------------------------
+
+    def entities(self) -> list[str]:
+        """Entities at least one source serves, in name order."""
+        return sorted({e for s in self.config.sources.values() for e in s.mappings})
+
+    def sources(self) -> list[SourceConfig]:
+        return list(self.config.sources.values())
+
+    # --- state ---------------------------------------------------------------------------------
+
+    @property
+    def quarantine(self) -> QuarantineStore:
+        if self._quarantine is None:
+            url = self.config.state_url
+            if url.startswith("sqlite:///") and ":memory:" not in url:
+                Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(url, pool_pre_ping=True)
+            self._engines.append(engine)
+            self._quarantine = QuarantineStore(engine)
+        return self._quarantine
+
+    @property
+    def signer(self) -> CursorSigner:
+        if self._signer is None:
+            self._signer = CursorSigner(self._cursor_key())
+        return self._signer
+
+    def _cursor_key(self) -> bytes:
+        if self.config.secret_key:
+            return self.config.secret_key.encode()
+        url = self.config.state_url
+        if url.startswith("sqlite:///") and ":memory:" not in url:
+            # Embedded default: a key kept beside the state database, so cursors survive
+            # restarts of this one process. Configure secret_key for several workers.
+            key_file = Path(url[len("sqlite:///") :]).parent / "cursor.key"
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            if not key_file.exists():
+                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_hex(32))
+            return key_file.read_text().strip().encode()
+        log.warning("no secret_key configured: cursors are valid in this process only")
+        return secrets.token_bytes(32)
+
+    def consumer(self, name: str | None) -> Consumer:
+        name = name or LOCAL
+        spec = self.config.spec.consumers.get(name)
+        if spec is None:
+            raise AccessDenied(
+                f"unknown consumer {name!r}; consumers: {', '.join(self.config.spec.consumers)}"
+            )
+        return Consumer(name, trusted=spec.trusted)
+
+    async def connector(self, source: str) -> Connector:
+        """The source's connector, built on first use with its injected resources."""
+        existing = self._connectors.get(source)
+        if existing is not None:
+            return existing
+        async with self._lock:
+            existing = self._connectors.get(source)
+            if existing is not None:
+                return existing
+            conf = self._source_config(source)
+            resources = Resources(
+                source=source,
+                owner=conf.owner,
+                base_dir=self.config.base_dir,
+                logger=logging.getLogger(f"patchbay.source.{source}"),
+            )
+            if "sql_engine" in conf.connector.resources:
+                from patchbay.resources import build_sql_engine
+
+                if not isinstance(conf.settings, SqlSettings):
+                    raise ConfigError(
+                        f"connector {conf.spec.connector!r} asks for an SQL engine but its "
+                        "settings do not derive from SqlSettings",
+                        path=f"sources.{source}",
+                    )
+                try:
+                    engine = build_sql_engine(conf.settings, self.config.base_dir)
+                except (sa.exc.ArgumentError, ImportError) as exc:
+                    raise SourceError(source, f"cannot open: {exc}", owner=conf.owner) from None
+                self._engines.append(engine)
+                resources.sql_engine = engine
+            instance = conf.connector(conf.settings, resources)
+            self._connectors[source] = instance
+            return instance
+
+    def _source_config(self, source: str) -> SourceConfig:
+        conf = self.config.sources.get(source)
+        if conf is None:
+            raise QueryError(
+                f"unknown source {source!r}; sources: {', '.join(self.config.sources)}"
+            )
+        return conf
+
+    async def close(self) -> None:
+        """Release every connector, engine and pool this Hub opened."""
+        connectors, self._connectors = self._connectors, {}
+        for instance in connectors.values():
+            with contextlib.suppress(Exception):
+                await instance.close()
+        engines, self._engines = self._engines, []
+        for engine in engines:
+            engine.dispose()
+        self._quarantine = None
+
+    # --- planning ------------------------------------------------------------------------------
+
+    async def plan(
+        self,
+        entity: str,
+        where: Filter | Mapping[str, Any] | None = None,
+        *,
+        since: datetime | str | None = None,
+        order_by: str | None = None,
+        consumer: str | None = None,
+        sources: Sequence[str] | None = None,
+        operation: str = "query",
+        **filters: Any,
+    ) -> Plan:
+        who = self.consumer(consumer)
+        model = self.config.entities.get(entity)
+        who.require(entity, operation)
+        node = parse(where, **filters)
+        serving = self.config.sources_for(entity)
+        if sources is not None:
+            unknown = set(sources) - {s.name for s in serving}
+            if unknown:
+                raise QueryError(
+                    f"sources {sorted(unknown)} do not serve {entity}; "
+                    f"sources serving it: {', '.join(s.name for s in serving)}"
+                )
+            serving = [s for s in serving if s.name in sources]
+        if not serving:
+            raise QueryError(
+                f"no source serves {entity!r}; entities served: {', '.join(self.entities())}"
+            )
+        if since is not None:
+            lacking = [s.name for s in serving if s.mappings[entity].updated_at is None]
+            if lacking:
+                raise QueryError(
+                    f"since needs updated_at, which {', '.join(lacking)} does not map for "
+                    f"{entity}; leave since out or restrict sources"
+                )
+            since_condition = Condition("updated_at", Op.GTE, since)
+            node = since_condition if node is None else BoolOp("and", (node, since_condition))
+        bound = bind(model, node)
+        order: tuple[str, bool] | None = None
+        if order_by:
+            name = order_by.lstrip("-")
+            lookup_field(model, name)
+            order = (name, order_by.startswith("-"))
+        plans = []
+        for conf in serving:
+            plans.append(await self._plan_source(conf, conf.mappings[entity], bound, order))
+        return Plan(entity, model, bound, order, tuple(plans), who)
+
+    async def _plan_source(
+        self,
+        conf: SourceConfig,
+        mapping: EntityMapping,
+        bound: BoundFilter,
+        order: tuple[str, bool] | None,
+    ) -> SourcePlan:
+        connector = await self.connector(conf.name)
+        probe = self._request(mapping, (), ())
+        pushed: list[SourceFilter] = []
+        kept: list[str] = []
+        excluded: str | None = None
+        for cond in bound.conjuncts:
+            label = f"{cond.field.path} {cond.op}"
+            candidate, reason = _source_filter(conf.name, mapping, cond)
+            if candidate == "none":
+                excluded = f"{label}: {reason}"
+                continue
+            if candidate is None:
+                kept.append(f"{label}: {reason}")
+            elif connector.accepts(probe, candidate):
+                pushed.append(candidate)
+            else:
+                kept.append(f"{label}: the {conf.spec.connector} connector cannot evaluate it")
+        source_order: tuple[SourceOrder, ...] = ()
+        if order is not None:
+            name, descending = order
+            pushable = mapping.pushables.get(name)
+            if pushable is None or pushable.form is not SourceForm.EXACT:
+                raise QueryError(
+                    f"cannot order {mapping.entity} by {name}: source {conf.name!r} maps it "
+                    "through a transform, so it cannot sort on it (order by a field mapped "
+                    "from a plain column, or leave order_by out)"
+                )
+            wanted = SourceOrder(pushable.path, descending)
+            if not connector.can_order(probe, wanted):
+                raise QueryError(
+                    f"cannot order {mapping.entity} by {name}: source {conf.name!r} "
+                    f"({conf.spec.connector}) cannot sort"
+                )
+            source_order = (wanted,)
+        return SourcePlan(
+            conf.name, conf.owner, mapping, tuple(pushed), source_order, tuple(kept), excluded
+        )
+
+    @staticmethod
+    def _request(
+        mapping: EntityMapping,
+        pushed: tuple[SourceFilter, ...],
+        order: tuple[SourceOrder, ...],
+        position: Position | None = None,
+        batch_size: int = 1000,
+    ) -> ReadRequest:
+        spec = mapping.spec
+        lines = None
+        if spec.lines is not None and mapping.lines is not None:
+            lines = LinesRequest(
+                origin=spec.lines.origin,
+                key=mapping.lines.key,
+                paths=tuple(_paths_of(spec.lines.fields)),
+                order_by=tuple(_as_list(spec.lines.order_by)),
+            )
+        return ReadRequest(
+            entity=mapping.entity,
+            origin=spec.origin,
+            id_paths=mapping.id_paths,
+            paths=mapping.source_paths,
+            filters=pushed,
+            order=order,
+            position=position,
+            batch_size=batch_size,
+            lines=lines,
+        )
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def query(
+        self,
+        entity: str,
+        where: Filter | Mapping[str, Any] | None = None,
+        *,
+        since: datetime | str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        consumer: str | None = None,
+        sources: Sequence[str] | None = None,
+        partial: bool = False,
+        strict: bool | None = None,
+        raw: bool = False,
+        **filters: Any,
+    ) -> QueryStream:
+        """Stream matching records: ``async for record in hub.query("contact", email=...)``."""
+
+        async def run(stream: QueryStream) -> AsyncIterator[tuple[Record, str, Any]]:
+            plan = await self.plan(
+                entity, where, since=since, order_by=order_by, consumer=consumer,
+                sources=sources, **filters,
+            )
+            produced = 0
+            async with contextlib.aclosing(
+                self._execute(plan, {}, stream.quality, stream.errors, partial=partial,
+                              strict=self.strict if strict is None else strict, raw=raw,
+                              batch_hint=limit)
+            ) as rows:
+                async for item in rows:
+                    if limit is not None and produced >= limit:
+                        break
+                    produced += 1
+                    yield item
+
+        return QueryStream(run)
+
+    async def fetch(
+        self,
+        entity: str,
+        where: Filter | Mapping[str, Any] | None = None,
+        *,
+        since: datetime | str | None = None,
+        order_by: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        consumer: str | None = None,
+        sources: Sequence[str] | None = None,
+        partial: bool = False,
+        strict: bool | None = None,
+        raw: bool = False,
+        **filters: Any,
+    ) -> Page:
+        """One page of records and the cursor to the next (None on the last page)."""
+        if limit < 1:
+            raise QueryError(f"limit must be at least 1, got {limit}")
+        plan = await self.plan(
+            entity, where, since=since, order_by=order_by, consumer=consumer, sources=sources,
+            **filters,
+        )
+        positions = self.signer.load(cursor, plan.digest) if cursor else {}
+        quality = QualityReport()
+        errors: list[SourceFailure] = []
+        records: list[Record] = []
+        after = dict(positions)
+        more_from: str | None = None
+        async with contextlib.aclosing(
+            self._execute(plan, positions, quality, errors, partial=partial,
+                          strict=self.strict if strict is None else strict, raw=raw,
+                          batch_hint=limit + 1)
+        ) as rows:
+            async for record, source, position in rows:
+                if len(records) == limit:
+                    more_from = source
+                    break
+                records.append(record)
+                after[source] = position
+        if more_from is None:
+            return Page(records, None, quality, errors)
+        if plan.order_by is None:
+            # Source by source: every source before the one still going is finished.
+            for source_plan in plan.sources:
+                if source_plan.source == more_from:
+                    break
+                after[source_plan.source] = _DONE
+        # Sources not reached on this page keep the position they had.
+        return Page(records, self.signer.dump(plan.digest, after), quality, errors)
+
+    async def get(
+        self, entity: str, record_id: str, *, consumer: str | None = None, raw: bool = False
+    ) -> Record:
+        who = self.consumer(consumer)
+        self.config.entities.get(entity)  # EntityNotFound before anything else
+        who.require(entity, "get")
+        try:
+            source, parts = split_id(record_id)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
+        conf = self.config.sources.get(source)
+        if conf is None or entity not in conf.mappings:
+            raise RecordNotFound(entity, record_id)
+        mapping = conf.mappings[entity]
+        if len(parts) != len(mapping.id_paths):
+            raise RecordNotFound(entity, record_id)
+        connector = await self.connector(source)
+        request = self._request(mapping, (), ())
+        try:
+            if Capability.GET in connector.capabilities:
+                row = await connector.get(
+                    GetRequest(entity, request.origin, request.id_paths, tuple(parts),
+                               request.paths, request.lines)
+                )
+                rows = [] if row is None else [row]
+            else:
+                rows = await self._scan_for(connector, mapping, request, record_id)
+        except SourceError:
+            raise
+        except Exception as exc:
+            raise _wrap(conf, exc) from exc
+        mapped = mapping.map_batch(rows, raw=raw)
+        if mapped.quarantined:
+            await asyncio.to_thread(self.quarantine.add, mapped.quarantined)
+            bad = mapped.quarantined[0]
+            raise QuarantinedRecord(bad.source, bad.entity, bad.remote_id, bad.reasons)
+        for record in mapped.records:
+            if record.id == record_id:
+                return record
+        raise RecordNotFound(entity, record_id)
+
+    async def _scan_for(
+        self, connector: Connector, mapping: EntityMapping, request: ReadRequest, record_id: str
+    ) -> list[Mapping[str, Any]]:
+        async with contextlib.aclosing(connector.read(request)) as batches:  # type: ignore[type-var]
+            async for batch in batches:
+                mapped = mapping.map_batch(batch.rows)
+                for index, record in zip(mapped.indexes, mapped.records, strict=True):
+                    if record.id == record_id:
+                        return [batch.rows[index]]
+        return []
+
+    async def explain(
+        self,
+        entity: str,
+        where: Filter | Mapping[str, Any] | None = None,
+        *,
+        since: datetime | str | None = None,
+        order_by: str | None = None,
+        consumer: str | None = None,
+        **filters: Any,
+    ) -> dict[str, Any]:
+        plan = await self.plan(
+            entity, where, since=since, order_by=order_by, consumer=consumer, **filters
+        )
+        return plan.describe()
+
+    async def check(self, sources: Sequence[str] | None = None) -> dict[str, SourceFailure | None]:
+        """Reach every source concurrently: None for a healthy one, the failure otherwise."""
+        names = list(sources or self.config.sources)
+
+        async def one(name: str) -> SourceFailure | None:
+            conf = self._source_config(name)
+            try:
+                connector = await self.connector(name)
+                if Capability.CHECK in connector.capabilities:
+                    await connector.check()
+                return None
+            except Exception as exc:
+                error = exc if isinstance(exc, SourceError) else _wrap(conf, exc)
+                return SourceFailure(
+                    name, conf.owner, error.detail, isinstance(error, SourceUnavailable)
+                )
+
+        results = await asyncio.gather(*(one(name) for name in names))
+        return dict(zip(names, results, strict=True))
+
+    async def discover(self, source: str) -> SourceSchema:
+        conf = self._source_config(source)
+        connector = await self.connector(source)
+        if Capability.DISCOVER not in connector.capabilities:
+            raise QueryError(f"the {conf.spec.connector} connector of {source!r} cannot discover")
+        try:
+            return await connector.discover()
+        except SourceError:
+            raise
+        except Exception as exc:
+            raise _wrap(conf, exc) from exc
+
+    # --- execution -----------------------------------------------------------------------------
+
+    async def _execute(
+        self,
+        plan: Plan,
+        positions: Mapping[str, Any],
+        quality: QualityReport,
+        errors: list[SourceFailure],
+        *,
+        partial: bool,
+        strict: bool,
+        raw: bool,
+        batch_hint: int | None,
+    ) -> AsyncIterator[tuple[Record, str, Any]]:
+        streams = []
+        for source_plan in plan.sources:
+            position = positions.get(source_plan.source)
+            if source_plan.excluded is not None or position == _DONE:
+                continue
+            quality.source(source_plan.source)
+            streams.append(
+                _Prefetch(
+                    self._read_source(plan, source_plan, position, quality, strict, raw,
+                                      batch_hint),
+                )
+            )
+        try:
+            if plan.order_by is None:
+                for stream in streams:
+                    async for item in self._guarded(stream, plan, errors, partial):
+                        yield item
+            else:
+                async for item in self._merge(streams, plan, errors, partial):
+                    yield item
+        finally:
+            for stream in streams:
+                await stream.aclose()
+
+    async def _guarded(
+        self, stream: _Prefetch, plan: Plan, errors: list[SourceFailure], partial: bool
+    ) -> AsyncIterator[tuple[Record, str, Any]]:
+        try:
+            async for item in stream:
+                yield item
+        except SourceError as exc:
+            if not partial:
+                raise
+            errors.append(
+                SourceFailure(exc.source, exc.owner, exc.detail, isinstance(exc, SourceUnavailable))
+            )
+
+    async def _merge(
+        self, streams: list[_Prefetch], plan: Plan, errors: list[SourceFailure], partial: bool
+    ) -> AsyncIterator[tuple[Record, str, Any]]:
+        assert plan.order_by is not None
+        name, descending = plan.order_by
+        read = getter(lookup_field(plan.model, name))
+        heap: list[tuple[_SortKey, int, tuple[Record, str, Any]]] = []
+        iterators = [self._guarded(s, plan, errors, partial) for s in streams]
+
+        async def pull(index: int) -> None:
+            try:
+                item = await iterators[index].__anext__()
+            except StopAsyncIteration:
+                return
+            heapq.heappush(heap, (_SortKey(read(item[0]), descending), index, item))
+
+        for index in range(len(iterators)):
+            await pull(index)
+        while heap:
+            _, index, item = heapq.heappop(heap)
+            yield item
+            await pull(index)
+
+    async def _read_source(
+        self,
+        plan: Plan,
+        source_plan: SourcePlan,
+        position: Position | None,
+        quality: QualityReport,
+        strict: bool,
+        raw: bool,
+        batch_hint: int | None,
+    ) -> AsyncIterator[list[tuple[Record, str, Any]]]:
+        name = source_plan.source
+        conf = self._source_config(name)
+        mapping = source_plan.mapping
+        stats = quality.source(name)
+        batch_size = conf.spec.batch_size
+        if batch_hint is not None:
+            batch_size = max(1, min(batch_size, batch_hint))
+        request = self._request(
+            mapping, source_plan.pushed, source_plan.order, position, batch_size
+        )
+        predicate = plan.filter.predicate
+        try:
+            connector = await self.connector(name)
+            async with contextlib.aclosing(connector.read(request)) as batches:  # type: ignore[type-var]
+                async for batch in batches:
+                    mapped = mapping.map_batch(batch.rows, raw=raw)
+                    stats.read += len(batch.rows)
+                    stats.nulled.update(mapped.nulled)
+                    if mapped.quarantined:
+                        if strict:
+                            bad = mapped.quarantined[0]
+                            raise QuarantinedRecord(
+                                bad.source, bad.entity, bad.remote_id, bad.reasons
+                            )
+                        await self._keep_aside(stats, mapped.quarantined)
+                    out = [
+                        (record, name, batch.position_after(index))
+                        for index, record in zip(mapped.indexes, mapped.records, strict=True)
+                        if predicate(record)
+                    ]
+                    stats.delivered += len(out)
+                    if out:
+                        yield out
+        except (SourceError, QuarantinedRecord):
+            raise
+        except Exception as exc:
+            raise _wrap(conf, exc) from exc
+
+    async def _keep_aside(self, stats: Any, rows: list[Quarantined]) -> None:
+        stats.quarantined += len(rows)
+        room = SAMPLE - len(stats.samples)
+        if room > 0:
+            stats.samples.extend(rows[:room])
+        await asyncio.to_thread(self.quarantine.add, rows)
+
+
+class _SortKey:
+    """Orders canonical values with NULLs last in both directions."""
+
+    __slots__ = ("descending", "value")
+
+    def __init__(self, value: Any, descending: bool) -> None:
+        self.value = value
+        self.descending = descending
+
+    def __lt__(self, other: _SortKey) -> bool:
+        if self.value is None:
+            return False
+        if other.value is None:
+            return True
+        if self.descending:
+            return bool(self.value > other.value)
+        return bool(self.value < other.value)
+
+
+class _Prefetch:
+    """Runs a source's batch stream as a task ahead of the consumer, a few batches deep.
+
+    Sources start reading as soon as the query starts (concurrent fan-out) while memory stays
+    bounded by ``depth`` batches per source. Items come out one record at a time.
+    """
+
+    def __init__(
+        self, batches: AsyncIterator[list[tuple[Record, str, Any]]], depth: int = 2
+    ) -> None:
+        self._batches = batches
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=depth)
+        self._task = asyncio.get_running_loop().create_task(self._pump())
+        self._current: list[tuple[Record, str, Any]] = []
+        self._index = 0
+
+    async def _pump(self) -> None:
+        try:
+            async with contextlib.aclosing(self._batches):  # type: ignore[type-var]
+                async for batch in self._batches:
+                    await self._queue.put(batch)
+        except Exception as exc:
+            await self._queue.put(_Raised(exc))
+            return
+        await self._queue.put(None)
+
+    def __aiter__(self) -> _Prefetch:
+        return self
+
+    async def __anext__(self) -> tuple[Record, str, Any]:
+        while self._index >= len(self._current):
+            batch = await self._queue.get()
+            if batch is None:
+                self._queue.put_nowait(None)  # stay exhausted
+                raise StopAsyncIteration
+            if isinstance(batch, _Raised):
+                raise batch.exc
+            self._current, self._index = batch, 0
+        item = self._current[self._index]
+        self._index += 1
+        return item
+
+    async def aclose(self) -> None:
+        if not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+@dataclass
+class _Raised:
+    exc: BaseException
+
+
+def _wrap(conf: SourceConfig, exc: BaseException) -> SourceError:
+    """An unexpected error inside a source read, as a SourceError naming the source."""
+    if isinstance(exc, OSError):
+        return SourceUnavailable(conf.name, f"{type(exc).__name__}: {exc}", owner=conf.owner)
+    return SourceError(conf.name, f"{type(exc).__name__}: {exc}", owner=conf.owner)
+
+
+def _source_filter(
+    source: str, mapping: EntityMapping, cond: BoundCondition
+) -> tuple[SourceFilter | str | None, str]:
+    """The source-side form of a condition: a filter, None (memory only) or "none" (no match)."""
+    pushable = mapping.pushables.get(cond.field.path)
+    if pushable is None:
+        return None, "not mapped from a plain column here"
+    op, value, path = cond.op, cond.value, pushable.path
+    if pushable.form is SourceForm.REF:
+        if op not in (Op.EQ, Op.IN):
+            return None, "only eq and in on references go to the source"
+        ids = value if op is Op.IN else (value,)
+        keys = []
+        for canonical in ids:
+            try:
+                owner, parts = split_id(canonical)
+            except ValueError:
+                continue
+            if owner == source and len(parts) == 1:
+                keys.append(parts[0])
+        if not keys:
+            return "none", f"no id in the filter belongs to source {source!r}"
+        if len(keys) == 1:
+            return SourceFilter(path, Op.EQ, keys[0]), ""
+        return SourceFilter(path, Op.IN, tuple(keys)), ""
+    if pushable.form is SourceForm.FOLD:
+        if op in (Op.EQ, Op.CONTAINS):
+            return SourceFilter(path, Op.CONTAINS, str(value).lower(), fold=True), ""
+        return None, "compared case-folded at the source: only eq and contains go there"
+    # EXACT
+    if op is Op.CONTAINS:
+        return SourceFilter(path, Op.CONTAINS, value, fold=True), ""
+    if cond.field.kind is FieldKind.DATETIME:
+        if op in (Op.GT, Op.GTE):
+            return SourceFilter(path, Op.GTE, _naive(value - _TZ_MARGIN)), ""
+        if op in (Op.LT, Op.LTE):
+            return SourceFilter(path, Op.LTE, _naive(value + _TZ_MARGIN)), ""
+        if op is Op.ISNULL:
+            return SourceFilter(path, op, value), ""
+        return None, "datetimes are compared exactly only in memory (source time zones differ)"
+    if cond.field.kind is FieldKind.ANY:
+        return None, "extra fields are compared in memory"
+    return SourceFilter(path, op, value), ""
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _paths_of(fields: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    for entry in fields.values():
+        path = entry if isinstance(entry, str) else entry.path
+        for p in _as_list(path):
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def _as_list(path: Any) -> list[str]:
+    if path is None:
+        return []
+    return list(path) if isinstance(path, list) else [path]
+
