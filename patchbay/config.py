@@ -15,10 +15,13 @@ from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from patchbay.core import normalise
 from patchbay.core.connector import Connector
 from patchbay.core.errors import ConfigError, PatchbayError
 from patchbay.core.mapping import EntitySpec, Mapping, MappingError, compile_mapping
@@ -52,6 +55,27 @@ class Defaults(_Spec):
     timezone: str = "UTC"
     currency: str | None = None
     decimal: Literal["auto", "dot", "comma"] = "auto"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/London)")
+        return value
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown phone region {value!r} (an ISO 3166 alpha-2 code)")
+        return None if value is None else value.upper()
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        return None if value is None else normalise.currency(value)
 
 
 class SourceSpec(_Spec):
@@ -329,7 +353,7 @@ def _build_source(
                 name, entities.get(entity_name), entity_spec, ctx
             )
         except MappingError as exc:
-            problems.append(f"{where}.{exc.path}: {exc}")
+            problems.extend(f"{where}.{path}: {message}" for path, message in exc.problems)
         except ValueError as exc:  # bad defaults such as an unknown time zone
             problems.append(f"{at}.defaults: {exc}")
     return SourceConfig(name, source, connector, settings, mappings)

@@ -194,9 +194,13 @@ class QueryStream:
 class Hub:
     """Async entry point. ``async with Hub.from_config("patchbay.yaml") as hub: ...``"""
 
-    def __init__(self, config: Config, *, strict: bool = False) -> None:
+    def __init__(self, config: Config, *, strict: bool = False, pushdown: bool = True) -> None:
+        """``strict``: raise QuarantinedRecord instead of quarantining. ``pushdown=False``:
+        evaluate every filter in memory only (results are the same; for checking and debugging).
+        """
         self.config = config
         self.strict = strict
+        self.pushdown = pushdown
         self._connectors: dict[str, Connector] = {}
         self._engines: list[sa.Engine] = []
         self._quarantine: QuarantineStore | None = None
@@ -392,6 +396,8 @@ class Hub:
                 continue
             if candidate is None:
                 kept.append(f"{label}: {reason}")
+            elif not self.pushdown:
+                kept.append(f"{label}: push-down is switched off")
             elif connector.accepts(probe, candidate):
                 pushed.append(candidate)
             else:

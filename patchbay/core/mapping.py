@@ -89,11 +89,19 @@ class EntitySpec(_Spec):
 
 
 class MappingError(ValueError):
-    """A mapping spec that cannot compile. ``path`` is where in the spec (``fields.email``)."""
+    """A mapping spec that cannot compile. ``problems`` are (path in the spec, message) pairs."""
 
     def __init__(self, path: str, message: str) -> None:
         self.path = path
+        self.problems: list[tuple[str, str]] = [(path, message)]
         super().__init__(message)
+
+    @classmethod
+    def collected(cls, errors: list[MappingError]) -> MappingError:
+        first = errors[0]
+        for other in errors[1:]:
+            first.problems.extend(other.problems)
+        return first
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +188,8 @@ def _form(transforms: Sequence[Transform]) -> SourceForm | None:
     forms = {t.form for t in transforms}
     if None in forms:
         return None
+    if SourceForm.REF in forms:
+        return SourceForm.REF if len(transforms) == 1 else None
     return SourceForm.FOLD if SourceForm.FOLD in forms else SourceForm.EXACT
 
 
@@ -203,54 +213,73 @@ def _field_steps(
     pushables: dict[str, Pushable] | None,
 ) -> list[_Step]:
     steps: list[_Step] = []
-    nested_models = _nested_models(model)
+    errors: list[MappingError] = []
     for target, entry in fields.items():
-        spec = FieldSpec(path=entry) if isinstance(entry, str) else entry
-        at = f"{where}.{target}"
-        if spec.path is None:
-            if spec.transform is None:
-                raise MappingError(at, "a field needs a path (or a const transform)")
-            getter: Callable[[MappingABC[str, Any]], Any] = lambda row: None  # noqa: E731
-        else:
-            getter = _path_getter(spec.path)
-        container, _, key = target.rpartition(".")
-        if container == "extra":
-            kind = FieldKind.ANY
-        elif container:
-            if container not in nested_models or key not in nested_models[container].model_fields:
-                raise MappingError(at, _unknown_target(target, model))
-            kind = FieldKind.TEXT if catalog is None else catalog[target].kind
-        else:
-            if key not in model.model_fields or key in ("id", "source", "remote_id", "extra", "raw"):
-                raise MappingError(at, _unknown_target(target, model))
-            if key == "lines" or key == "updated_at":
-                raise MappingError(at, f"{key} is mapped in its own block, not under fields")
-            kind = catalog[target].kind if catalog is not None and target in catalog else FieldKind.ANY
         try:
-            transforms = compile_transform(spec.transform, ctx)
-        except (ValueError, LookupError) as exc:
-            raise MappingError(f"{at}.transform", str(exc)) from None
-        multi = isinstance(spec.path, list)
-        if not transforms:
-            implicit = _implicit(kind, ctx)
-            transforms = [implicit] if implicit else []
-            if multi:
-                raise MappingError(at, "a path list needs a transform that combines the values")
-        if pushables is not None and spec.pushdown and isinstance(spec.path, str):
-            form = _form(transforms)
-            if form is not None:
-                pushables[target] = Pushable(spec.path, form)
-        steps.append(
-            _Step(
-                target=target,
-                get=getter,
-                fn=_chain(transforms, multi),
-                required=spec.required or target in required,
-                container=container or None,
-                key=key,
-            )
-        )
+            step = _field_step(model, catalog, target, entry, ctx, required, where, pushables)
+        except MappingError as exc:
+            errors.append(exc)
+            continue
+        steps.append(step)
+    if errors:
+        raise MappingError.collected(errors)
     return steps
+
+
+def _field_step(
+    model: type[BaseModel],
+    catalog: dict[str, FieldInfo] | None,
+    target: str,
+    entry: FieldEntry,
+    ctx: TransformContext,
+    required: frozenset[str],
+    where: str,
+    pushables: dict[str, Pushable] | None,
+) -> _Step:
+    nested_models = _nested_models(model)
+    spec = FieldSpec(path=entry) if isinstance(entry, str) else entry
+    at = f"{where}.{target}"
+    if spec.path is None:
+        if spec.transform is None:
+            raise MappingError(at, "a field needs a path (or a const transform)")
+        getter: Callable[[MappingABC[str, Any]], Any] = lambda row: None  # noqa: E731
+    else:
+        getter = _path_getter(spec.path)
+    container, _, key = target.rpartition(".")
+    if container == "extra":
+        kind = FieldKind.ANY
+    elif container:
+        if container not in nested_models or key not in nested_models[container].model_fields:
+            raise MappingError(at, _unknown_target(target, model))
+        kind = FieldKind.TEXT if catalog is None else catalog[target].kind
+    else:
+        if key not in model.model_fields or key in ("id", "source", "remote_id", "extra", "raw"):
+            raise MappingError(at, _unknown_target(target, model))
+        if key == "lines" or key == "updated_at":
+            raise MappingError(at, f"{key} is mapped in its own block, not under fields")
+        kind = catalog[target].kind if catalog is not None and target in catalog else FieldKind.ANY
+    try:
+        transforms = compile_transform(spec.transform, ctx)
+    except (ValueError, LookupError) as exc:
+        raise MappingError(f"{at}.transform", str(exc)) from None
+    multi = isinstance(spec.path, list)
+    if not transforms:
+        implicit = _implicit(kind, ctx)
+        transforms = [implicit] if implicit else []
+        if multi:
+            raise MappingError(at, "a path list needs a transform that combines the values")
+    if pushables is not None and spec.pushdown and isinstance(spec.path, str):
+        form = _form(transforms)
+        if form is not None:
+            pushables[target] = Pushable(spec.path, form)
+    return _Step(
+        target=target,
+        get=getter,
+        fn=_chain(transforms, multi),
+        required=spec.required or target in required,
+        container=container or None,
+        key=key,
+    )
 
 
 def _nested_models(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
