@@ -62,7 +62,9 @@ class Defaults(_Spec):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/London)")
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as Europe/London)"
+            ) from None
         return value
 
     @field_validator("phone_region")
@@ -282,7 +284,10 @@ def load_config_data(
     if spec.secret_key is not None:
         try:
             secret_key = _resolve_tree(
-                spec.secret_key, resolve=resolve_secrets, base_dir=base_dir, where="secret_key",
+                spec.secret_key,
+                resolve=resolve_secrets,
+                base_dir=base_dir,
+                where="secret_key",
                 file=file,
             )
         except ConfigError as exc:
@@ -322,7 +327,10 @@ def _build_source(
         return None
     try:
         raw_settings = _resolve_tree(
-            source.settings, resolve=resolve_secrets, base_dir=base_dir, where=f"{at}.settings",
+            source.settings,
+            resolve=resolve_secrets,
+            base_dir=base_dir,
+            where=f"{at}.settings",
             file=file,
         )
         settings = connector.Settings.model_validate(raw_settings)

@@ -23,7 +23,7 @@ import heapq
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -133,8 +133,12 @@ class Plan:
                     "read": s.excluded is None,
                     "excluded_because": s.excluded,
                     "pushed_down": [
-                        {"path": f.path, "op": str(f.op), "value": to_json_value(f.value),
-                         "case_insensitive": f.fold}
+                        {
+                            "path": f.path,
+                            "op": str(f.op),
+                            "value": to_json_value(f.value),
+                            "case_insensitive": f.fold,
+                        }
                         for f in s.pushed
                     ],
                     "order": [{"path": o.path, "descending": o.descending} for o in s.order],
@@ -171,11 +175,11 @@ class Page:
 class QueryStream:
     """``async for record in hub.query(...)``; ``quality`` and ``errors`` fill in as it runs."""
 
-    def __init__(self, run: Callable[[QueryStream], AsyncIterator[tuple[Record, str, Any]]]):
+    def __init__(self, run: Callable[[QueryStream], AsyncGenerator[tuple[Record, str, Any], None]]):
         self.quality = QualityReport()
         self.errors: list[SourceFailure] = []
         self._run = run
-        self._iterator: AsyncIterator[tuple[Record, str, Any]] | None = None
+        self._iterator: AsyncGenerator[tuple[Record, str, Any], None] | None = None
 
     def __aiter__(self) -> QueryStream:
         return self
@@ -188,7 +192,7 @@ class QueryStream:
 
     async def aclose(self) -> None:
         if self._iterator is not None:
-            await self._iterator.aclose()  # type: ignore[attr-defined]
+            await self._iterator.aclose()
 
 
 class Hub:
@@ -390,9 +394,10 @@ class Hub:
         excluded: str | None = None
         for cond in bound.conjuncts:
             label = f"{cond.field.path} {cond.op}"
-            candidate, reason = _source_filter(conf.name, mapping, cond)
-            if candidate == "none":
-                excluded = f"{label}: {reason}"
+            try:
+                candidate, reason = _source_filter(conf.name, mapping, cond)
+            except _NoMatchHere as exc:
+                excluded = f"{label}: {exc}"
                 continue
             if candidate is None:
                 kept.append(f"{label}: {reason}")
@@ -471,16 +476,28 @@ class Hub:
     ) -> QueryStream:
         """Stream matching records: ``async for record in hub.query("contact", email=...)``."""
 
-        async def run(stream: QueryStream) -> AsyncIterator[tuple[Record, str, Any]]:
+        async def run(stream: QueryStream) -> AsyncGenerator[tuple[Record, str, Any], None]:
             plan = await self.plan(
-                entity, where, since=since, order_by=order_by, consumer=consumer,
-                sources=sources, **filters,
+                entity,
+                where,
+                since=since,
+                order_by=order_by,
+                consumer=consumer,
+                sources=sources,
+                **filters,
             )
             produced = 0
             async with contextlib.aclosing(
-                self._execute(plan, {}, stream.quality, stream.errors, partial=partial,
-                              strict=self.strict if strict is None else strict, raw=raw,
-                              batch_hint=limit)
+                self._execute(
+                    plan,
+                    {},
+                    stream.quality,
+                    stream.errors,
+                    partial=partial,
+                    strict=self.strict if strict is None else strict,
+                    raw=raw,
+                    batch_hint=limit,
+                )
             ) as rows:
                 async for item in rows:
                     if limit is not None and produced >= limit:
@@ -510,7 +527,12 @@ class Hub:
         if limit < 1:
             raise QueryError(f"limit must be at least 1, got {limit}")
         plan = await self.plan(
-            entity, where, since=since, order_by=order_by, consumer=consumer, sources=sources,
+            entity,
+            where,
+            since=since,
+            order_by=order_by,
+            consumer=consumer,
+            sources=sources,
             **filters,
         )
         positions = self.signer.load(cursor, plan.digest) if cursor else {}
@@ -520,9 +542,16 @@ class Hub:
         after = dict(positions)
         more_from: str | None = None
         async with contextlib.aclosing(
-            self._execute(plan, positions, quality, errors, partial=partial,
-                          strict=self.strict if strict is None else strict, raw=raw,
-                          batch_hint=limit + 1)
+            self._execute(
+                plan,
+                positions,
+                quality,
+                errors,
+                partial=partial,
+                strict=self.strict if strict is None else strict,
+                raw=raw,
+                batch_hint=limit + 1,
+            )
         ) as rows:
             async for record, source, position in rows:
                 if len(records) == limit:
@@ -562,8 +591,14 @@ class Hub:
         try:
             if Capability.GET in connector.capabilities:
                 row = await connector.get(
-                    GetRequest(entity, request.origin, request.id_paths, tuple(parts),
-                               request.paths, request.lines)
+                    GetRequest(
+                        entity,
+                        request.origin,
+                        request.id_paths,
+                        tuple(parts),
+                        request.paths,
+                        request.lines,
+                    )
                 )
                 rows = [] if row is None else [row]
             else:
@@ -585,7 +620,7 @@ class Hub:
     async def _scan_for(
         self, connector: Connector, mapping: EntityMapping, request: ReadRequest, record_id: str
     ) -> list[Mapping[str, Any]]:
-        async with contextlib.aclosing(connector.read(request)) as batches:  # type: ignore[type-var]
+        async with contextlib.aclosing(connector.read(request)) as batches:
             async for batch in batches:
                 mapped = mapping.map_batch(batch.rows)
                 for index, record in zip(mapped.indexes, mapped.records, strict=True):
@@ -653,7 +688,7 @@ class Hub:
         strict: bool,
         raw: bool,
         batch_hint: int | None,
-    ) -> AsyncIterator[tuple[Record, str, Any]]:
+    ) -> AsyncGenerator[tuple[Record, str, Any], None]:
         streams = []
         for source_plan in plan.sources:
             position = positions.get(source_plan.source)
@@ -662,8 +697,9 @@ class Hub:
             quality.source(source_plan.source)
             streams.append(
                 _Prefetch(
-                    self._read_source(plan, source_plan, position, quality, strict, raw,
-                                      batch_hint),
+                    self._read_source(
+                        plan, source_plan, position, quality, strict, raw, batch_hint
+                    ),
                 )
             )
         try:
@@ -723,7 +759,7 @@ class Hub:
         strict: bool,
         raw: bool,
         batch_hint: int | None,
-    ) -> AsyncIterator[list[tuple[Record, str, Any]]]:
+    ) -> AsyncGenerator[list[tuple[Record, str, Any]], None]:
         name = source_plan.source
         conf = self._source_config(name)
         mapping = source_plan.mapping
@@ -737,7 +773,7 @@ class Hub:
         predicate = plan.filter.predicate
         try:
             connector = await self.connector(name)
-            async with contextlib.aclosing(connector.read(request)) as batches:  # type: ignore[type-var]
+            async with contextlib.aclosing(connector.read(request)) as batches:
                 async for batch in batches:
                     mapped = mapping.map_batch(batch.rows, raw=raw)
                     stats.read += len(batch.rows)
@@ -797,7 +833,7 @@ class _Prefetch:
     """
 
     def __init__(
-        self, batches: AsyncIterator[list[tuple[Record, str, Any]]], depth: int = 2
+        self, batches: AsyncGenerator[list[tuple[Record, str, Any]], None], depth: int = 2
     ) -> None:
         self._batches = batches
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=depth)
@@ -807,7 +843,7 @@ class _Prefetch:
 
     async def _pump(self) -> None:
         try:
-            async with contextlib.aclosing(self._batches):  # type: ignore[type-var]
+            async with contextlib.aclosing(self._batches):
                 async for batch in self._batches:
                     await self._queue.put(batch)
         except Exception as exc:
@@ -850,10 +886,14 @@ def _wrap(conf: SourceConfig, exc: BaseException) -> SourceError:
     return SourceError(conf.name, f"{type(exc).__name__}: {exc}", owner=conf.owner)
 
 
+class _NoMatchHere(Exception):
+    """No record of this source can match the condition: the source need not be read."""
+
+
 def _source_filter(
     source: str, mapping: EntityMapping, cond: BoundCondition
-) -> tuple[SourceFilter | str | None, str]:
-    """The source-side form of a condition: a filter, None (memory only) or "none" (no match)."""
+) -> tuple[SourceFilter | None, str]:
+    """The source-side form of a condition, or None and why it stays in memory only."""
     pushable = mapping.pushables.get(cond.field.path)
     if pushable is None:
         return None, "not mapped from a plain column here"
@@ -871,7 +911,7 @@ def _source_filter(
             if owner == source and len(parts) == 1:
                 keys.append(parts[0])
         if not keys:
-            return "none", f"no id in the filter belongs to source {source!r}"
+            raise _NoMatchHere(f"no id in the filter belongs to source {source!r}")
         if len(keys) == 1:
             return SourceFilter(path, Op.EQ, keys[0]), ""
         return SourceFilter(path, Op.IN, tuple(keys)), ""
@@ -913,4 +953,3 @@ def _as_list(path: Any) -> list[str]:
     if path is None:
         return []
     return list(path) if isinstance(path, list) else [path]
-

@@ -23,10 +23,7 @@ def value_at(record: BaseModel, path: str) -> Any:
     for part in path.split("."):
         if value is None:
             return None
-        if isinstance(value, dict):
-            value = value.get(part)
-        else:
-            value = getattr(value, part, None)
+        value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
     return value
 
 
@@ -37,7 +34,9 @@ def cell(value: Any) -> str:
     if isinstance(value, Money):
         return f"{value.amount} {value.currency}"
     if isinstance(value, Address):
-        return ", ".join(p for p in (value.line1, value.city, value.postal_code, value.country) if p)
+        return ", ".join(
+            p for p in (value.line1, value.city, value.postal_code, value.country) if p
+        )
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%SZ")
     if isinstance(value, date | Decimal):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -103,7 +103,7 @@ class ReadRequest:
     id_paths: tuple[str, ...]
     paths: tuple[str, ...]  # every path the mapping reads
     filters: tuple[SourceFilter, ...] = ()
-    order: tuple[SourceOrder, ...] = ()  # empty: the id paths, ascending
+    order: tuple[SourceOrder, ...] = ()  # empty: the source's natural order (SQL: by id)
     position: Position | None = None
     batch_size: int = 1000
     lines: LinesRequest | None = None
@@ -203,7 +203,8 @@ class Connector:
     def can_order(self, request: ReadRequest, order: SourceOrder) -> bool:
         return Capability.ORDER in self.capabilities
 
-    def read(self, request: ReadRequest) -> AsyncIterator[Batch]:
+    def read(self, request: ReadRequest) -> AsyncGenerator[Batch, None]:
+        """Yield batches of source rows (an ``async def`` with ``yield``)."""
         raise NotImplementedError
 
     async def get(self, request: GetRequest) -> Mapping[str, Any] | None:

@@ -11,8 +11,9 @@ one exit code (CLI) or one problem type (gateway), so the tree is part of the pu
     │   └── CursorError          a cursor that was tampered with or belongs to another query
     ├── RecordNotFound           ``get`` of an id no source has
     ├── QuarantinedRecord        strict mode: a row failed validation (carries the reasons)
+    ├── AccessDenied             the consumer may not do this (patchbay.core.consumers)
     └── SourceError              a source failed: names source and owner
-        └── SourceUnavailable    the source cannot be reached (connection refused, down, breaker open)
+        └── SourceUnavailable    the source cannot be reached (refused, down, breaker open)
 
 Messages never contain secrets: source URLs are shown with their password masked.
 """

@@ -220,7 +220,9 @@ def _parse_json(obj: Any, where: str) -> Filter:
         items = obj[kind]
         if not isinstance(items, list) or not items:
             raise QueryError(f"{where}.{kind}: expected a non-empty list of filters")
-        return BoolOp(kind, tuple(_parse_json(x, f"{where}.{kind}[{i}]") for i, x in enumerate(items)))
+        return BoolOp(
+            kind, tuple(_parse_json(x, f"{where}.{kind}[{i}]") for i, x in enumerate(items))
+        )
     if "not" in obj:
         return BoolOp("not", (_parse_json(obj["not"], f"{where}.not"),))
     unknown = set(obj) - {"field", "op", "value"}
@@ -305,9 +307,8 @@ def _bind_condition(model: type[Record], cond: Condition) -> BoundCondition:
         if info.kind not in (FieldKind.TEXT, FieldKind.EMAIL, FieldKind.ANY):
             raise QueryError(f"{where}: contains works on text fields; {cond.field} is {info.kind}")
         return BoundCondition(info, cond.op, str(cond.value).casefold())
-    if cond.op in ORDERING_OPS and info.kind in (FieldKind.TEXT, FieldKind.EMAIL, FieldKind.BOOL):
-        if info.kind is FieldKind.BOOL or info.choices:
-            raise QueryError(f"{where}: {cond.field} cannot be ordered")
+    if cond.op in ORDERING_OPS and (info.kind is FieldKind.BOOL or info.choices):
+        raise QueryError(f"{where}: {cond.field} cannot be ordered")
     if cond.op is Op.IN:
         values = cond.value
         if isinstance(values, str):
@@ -338,9 +339,7 @@ def coerce_value(info: FieldInfo, value: Any, where: str) -> Any:
         if kind is FieldKind.TEXT:
             text = str(value)
             if info.choices is not None and text not in info.choices:
-                raise QueryError(
-                    f"{where}: {text!r} is not one of {', '.join(info.choices)}"
-                )
+                raise QueryError(f"{where}: {text!r} is not one of {', '.join(info.choices)}")
             return text
         if kind is FieldKind.EMAIL:
             return str(value).strip().lower()

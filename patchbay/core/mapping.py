@@ -55,7 +55,7 @@ class _Spec(BaseModel):
 
 
 class FieldSpec(_Spec):
-    """``target: {path: COLUMN, transform: ..., required: true}`` or the shorthand ``target: COLUMN``."""
+    """``target: {path: COLUMN, transform: ..., required: true}``, or ``target: COLUMN``."""
 
     path: Path | None = None
     transform: Any = None
@@ -353,6 +353,7 @@ class Mapping:
             if data is not None and not reasons:
                 if raw:
                     data["raw"] = _plain(row)
+                record: Record | None
                 try:
                     record = validate(data)
                 except ValidationError as exc:
@@ -362,9 +363,7 @@ class Mapping:
                     indexes.append(index)
                     continue
             rid = data["remote_id"] if data is not None else None
-            quarantined.append(
-                Quarantined(source, self.entity, rid, tuple(reasons), _plain(row))
-            )
+            quarantined.append(Quarantined(source, self.entity, rid, tuple(reasons), _plain(row)))
         return MappedBatch(records, quarantined, nulled, indexes)
 
     def _map_row(
@@ -388,7 +387,7 @@ class Mapping:
             lines: list[dict[str, Any]] = []
             for number, line_row in enumerate(line_rows, start=1):
                 line: dict[str, Any] = {}
-                line_reasons: list[str] = []
+                line_reasons: list[str] = list(line_row.get(ROW_ERRORS_KEY) or ())
                 self._apply(self.lines.steps, line_row, line, line_reasons, nulled)
                 reasons.extend(f"lines[{number}].{r}" for r in line_reasons)
                 lines.append(line)
@@ -522,7 +521,9 @@ def compile_mapping(
     if spec.lines is not None:
         if "lines" not in model.model_fields:
             raise MappingError("lines", f"{model.entity} has no lines")
-        line_steps = _field_steps(Line, None, spec.lines.fields, ctx, frozenset(), "lines.fields", None)
+        line_steps = _field_steps(
+            Line, None, spec.lines.fields, ctx, frozenset(), "lines.fields", None
+        )
         lines = _Lines(_as_tuple(spec.lines.key), line_steps)
     if isinstance(spec.id, str):
         pushables["id"] = Pushable(spec.id, SourceForm.REF)
@@ -555,6 +556,12 @@ def _updated_at_steps(
         if form is not None:
             pushables["updated_at"] = Pushable(spec.path, form)
     return [
-        _Step("updated_at", _path_getter(spec.path), _chain(transforms, False), False, None,
-              "updated_at")
+        _Step(
+            "updated_at",
+            _path_getter(spec.path),
+            _chain(transforms, False),
+            False,
+            None,
+            "updated_at",
+        )
     ]

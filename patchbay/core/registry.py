@@ -52,8 +52,7 @@ class _Registry(Generic[T]):
             obj = ep.load()
         except Exception as exc:  # a broken plugin must not look like a missing one
             raise PluginError(
-                f"Can't load plugin: {self.group}:{name} ({ep.value}): "
-                f"{type(exc).__name__}: {exc}"
+                f"Can't load plugin: {self.group}:{name} ({ep.value}): {type(exc).__name__}: {exc}"
             ) from exc
         item = self._validate(name, obj, f"{self.group}:{name} ({ep.value})")
         self._loaded[name] = item

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import phonenumbers
+
 from patchbay.core import normalise as n
 from patchbay.core.ids import canonical_id, part_text
 
@@ -95,15 +97,28 @@ def _text(value: object) -> str | None:
 
 
 def _phone(args: Any, ctx: TransformContext) -> Transform:
+    """``phone[:REGION]``; with a path list ``[PHONE, COUNTRY]`` the row's country picks the
+    region, so a CRM export with "020 7946 0123" next to "United Kingdom" parses as British."""
     region = _text_arg(args, "phone") or ctx.phone_region
     if region is not None:
         region = region.upper()
-        import phonenumbers
-
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"phone: unknown region {region!r} (an ISO 3166 alpha-2 code)")
-    phone = n.phone
-    return Transform("phone", lambda value: phone(value, region))
+    phone, country = n.phone, n.country
+
+    def by_row(value: Any) -> str | None:
+        if not isinstance(value, tuple):
+            return phone(value, region)
+        number, where = value[0], value[1] if len(value) > 1 else None
+        try:
+            row_region = country(where) or region
+        except n.NormaliseError:
+            row_region = region
+        if row_region not in phonenumbers.SUPPORTED_REGIONS:
+            row_region = region
+        return phone(number, row_region)
+
+    return Transform("phone", by_row, takes_tuple=True)
 
 
 def _date(args: Any, ctx: TransformContext) -> Transform:
@@ -160,7 +175,9 @@ def _money(args: Any, ctx: TransformContext) -> Transform:
 
 def _map(args: Any, ctx: TransformContext) -> Transform:
     if not isinstance(args, Mapping) or not args:
-        raise ValueError("map takes a mapping of source codes to canonical values, e.g. {A: active}")
+        raise ValueError(
+            "map takes a mapping of source codes to canonical values, e.g. {A: active}"
+        )
     table = {str(k): (None if v is None else str(v)) for k, v in args.items()}
     return Transform("map", n.compile_enum(table))  # type: ignore[arg-type]
 
@@ -233,4 +250,3 @@ def compile_transform(spec: Any, ctx: TransformContext) -> list[Transform]:
     if factory is None:
         raise ValueError(f"unknown transform {name!r}; transforms: {', '.join(sorted(TRANSFORMS))}")
     return [factory(args, ctx)]
-

@@ -9,14 +9,23 @@ from patchbay.core.errors import ConfigError
 
 
 def base(**entity: Any) -> dict[str, Any]:
-    contact = {"from": {"table": "CUSTOMERS"}, "id": "CUST_NO",
-               "fields": {"email": {"path": "EMAIL", "transform": "email"}}}
+    contact = {
+        "from": {"table": "CUSTOMERS"},
+        "id": "CUST_NO",
+        "fields": {"email": {"path": "EMAIL", "transform": "email"}},
+    }
     contact.update(entity)
-    return {"version": 1, "sources": {"erp": {
-        "connector": "sql", "owner": "erp-team@acme.example",
-        "settings": {"url": "sqlite:///erp.sqlite"},
-        "entities": {"contact": contact},
-    }}}
+    return {
+        "version": 1,
+        "sources": {
+            "erp": {
+                "connector": "sql",
+                "owner": "erp-team@acme.example",
+                "settings": {"url": "sqlite:///erp.sqlite"},
+                "entities": {"contact": contact},
+            }
+        },
+    }
 
 
 def write(tmp_path: Path, data: Any) -> Path:
@@ -52,31 +61,57 @@ def test_missing_file_says_how_to_give_one(tmp_path: Path) -> None:
     [
         (lambda d: d.update(version=2), "version", "Input should be 1"),
         (lambda d: d.update(sourcez={}), "sourcez", "unknown key"),
-        (lambda d: d["sources"]["erp"].update(connector="oracle"),
-         "sources.erp.connector", "installed connectors: files, sql"),
-        (lambda d: d["sources"]["erp"]["settings"].update(ur="x"),
-         "sources.erp.settings.ur", "unknown key"),
-        (lambda d: d["sources"]["erp"]["entities"].update(customer={"from": {}, "id": "X"}),
-         "sources.erp.entities.customer", "unknown entity 'customer'; entities: company"),
-        (lambda d: d["sources"]["erp"]["entities"]["contact"]["fields"].update(mail="EMAIL"),
-         "sources.erp.entities.contact.fields.mail", "unknown target 'mail'; targets:"),
-        (lambda d: d["sources"]["erp"]["entities"]["contact"]["fields"].update(
-            phone={"path": "P", "transform": "fone"}),
-         "sources.erp.entities.contact.fields.phone.transform",
-         "unknown transform 'fone'; transforms:"),
-        (lambda d: d["sources"]["erp"]["entities"]["contact"]["fields"].update(
-            **{"address.planet": "X"}),
-         "sources.erp.entities.contact.fields.address.planet", "unknown target"),
-        (lambda d: d["sources"].update({"bad:name": d["sources"]["erp"]}),
-         "sources", "must start with a letter"),
-        (lambda d: d["sources"]["erp"]["defaults"].update(timezone="Mars/Base")
-         if "defaults" in d["sources"]["erp"] else d["sources"]["erp"].update(
-             defaults={"timezone": "Mars/Base"}),
-         "sources.erp.defaults.timezone", "unknown time zone 'Mars/Base'"),
+        (
+            lambda d: d["sources"]["erp"].update(connector="oracle"),
+            "sources.erp.connector",
+            "installed connectors: files, sql",
+        ),
+        (
+            lambda d: d["sources"]["erp"]["settings"].update(ur="x"),
+            "sources.erp.settings.ur",
+            "unknown key",
+        ),
+        (
+            lambda d: d["sources"]["erp"]["entities"].update(customer={"from": {}, "id": "X"}),
+            "sources.erp.entities.customer",
+            "unknown entity 'customer'; entities: company",
+        ),
+        (
+            lambda d: d["sources"]["erp"]["entities"]["contact"]["fields"].update(mail="EMAIL"),
+            "sources.erp.entities.contact.fields.mail",
+            "unknown target 'mail'; targets:",
+        ),
+        (
+            lambda d: d["sources"]["erp"]["entities"]["contact"]["fields"].update(
+                phone={"path": "P", "transform": "fone"}
+            ),
+            "sources.erp.entities.contact.fields.phone.transform",
+            "unknown transform 'fone'; transforms:",
+        ),
+        (
+            lambda d: d["sources"]["erp"]["entities"]["contact"]["fields"].update(
+                **{"address.planet": "X"}
+            ),
+            "sources.erp.entities.contact.fields.address.planet",
+            "unknown target",
+        ),
+        (
+            lambda d: d["sources"].update({"bad:name": d["sources"]["erp"]}),
+            "sources",
+            "must start with a letter",
+        ),
+        (
+            lambda d: (
+                d["sources"]["erp"]["defaults"].update(timezone="Mars/Base")
+                if "defaults" in d["sources"]["erp"]
+                else d["sources"]["erp"].update(defaults={"timezone": "Mars/Base"})
+            ),
+            "sources.erp.defaults.timezone",
+            "unknown time zone 'Mars/Base'",
+        ),
     ],
 )
-def test_config_errors_name_the_path(change: Any, path: str, message: str,
-                                     tmp_path: Path) -> None:
+def test_config_errors_name_the_path(change: Any, path: str, message: str, tmp_path: Path) -> None:
     data = base()
     change(data)
     with pytest.raises(ConfigError) as info:
@@ -90,7 +125,9 @@ def test_config_errors_name_the_path(change: Any, path: str, message: str,
 def test_required_canonical_fields_must_be_mapped(tmp_path: Path) -> None:
     data = base()
     data["sources"]["erp"]["entities"]["company"] = {
-        "from": {"table": "CUSTOMERS"}, "id": "CUST_NO", "fields": {"email": "EMAIL"},
+        "from": {"table": "CUSTOMERS"},
+        "id": "CUST_NO",
+        "fields": {"email": "EMAIL"},
     }
     with pytest.raises(ConfigError, match="company requires name"):
         load_config(write(tmp_path, data))
@@ -105,8 +142,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert "fields.a" in str(info.value) and "fields.b" in str(info.value)
 
 
-def test_env_and_file_secrets_are_resolved(tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_and_file_secrets_are_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ERP_PASSWORD", "s3cret-env")
     (tmp_path / "key.txt").write_text("s3cret-file\n")
     data = base()
@@ -119,13 +155,16 @@ def test_env_and_file_secrets_are_resolved(tmp_path: Path,
     assert config.secret_key == "s3cret-file"
 
 
-def test_missing_secret_names_the_variable_not_a_value(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_secret_names_the_variable_not_a_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("ERP_PASSWORD", raising=False)
     data = base()
     data["sources"]["erp"]["settings"]["password"] = "env:ERP_PASSWORD"
-    with pytest.raises(ConfigError, match="sources.erp.settings.password: environment variable "
-                                          "ERP_PASSWORD is not set"):
+    with pytest.raises(
+        ConfigError,
+        match="sources.erp.settings.password: environment variable ERP_PASSWORD is not set",
+    ):
         load_config(write(tmp_path, data))
     # validate does not need the secret to be there
     load_config(write(tmp_path, data), resolve_secrets=False)

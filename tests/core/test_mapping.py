@@ -14,8 +14,9 @@ from patchbay.core.mapping import (
 )
 from patchbay.core.transforms import SourceForm, TransformContext
 
-CTX = TransformContext(source="erp", phone_region="GB", timezone="Europe/London", currency="EUR",
-                       decimal="comma")
+CTX = TransformContext(
+    source="erp", phone_region="GB", timezone="Europe/London", currency="EUR", decimal="comma"
+)
 
 
 def spec(**data: Any) -> EntitySpec:
@@ -23,24 +24,40 @@ def spec(**data: Any) -> EntitySpec:
 
 
 def test_a_clean_row_becomes_a_record() -> None:
-    mapping = compile_mapping("erp", Contact, spec(
-        updated_at={"path": "UPD", "transform": "datetime:%Y-%m-%d %H:%M:%S"},
-        fields={
-            "first_name": {"path": "FIRST", "transform": "squash"},
-            "last_name": "LAST",
-            "email": {"path": "EMAIL", "transform": "email"},
-            "phone": {"path": "PHONE", "transform": "phone"},
-            "company_id": {"path": "CUST", "transform": "ref"},
-            "address.country": {"path": "COUNTRY", "transform": "country"},
-            "created_at": {"path": "CREATED", "transform": "date:%d/%m/%Y"},
-            "extra.credit_limit": {"path": "LIMIT", "transform": "decimal"},
-        },
-    ), CTX)
-    batch = mapping.map_batch([{
-        "ID": 7, "FIRST": "  Ann \t", "LAST": "Lee", "EMAIL": " Ann@Acme.Example ",
-        "PHONE": "020 7946 0123", "CUST": 12, "COUNTRY": "Deutschland",
-        "CREATED": "31/01/2020", "LIMIT": "1.234,50", "UPD": "2024-07-01 10:00:00",
-    }])
+    mapping = compile_mapping(
+        "erp",
+        Contact,
+        spec(
+            updated_at={"path": "UPD", "transform": "datetime:%Y-%m-%d %H:%M:%S"},
+            fields={
+                "first_name": {"path": "FIRST", "transform": "squash"},
+                "last_name": "LAST",
+                "email": {"path": "EMAIL", "transform": "email"},
+                "phone": {"path": "PHONE", "transform": "phone"},
+                "company_id": {"path": "CUST", "transform": "ref"},
+                "address.country": {"path": "COUNTRY", "transform": "country"},
+                "created_at": {"path": "CREATED", "transform": "date:%d/%m/%Y"},
+                "extra.credit_limit": {"path": "LIMIT", "transform": "decimal"},
+            },
+        ),
+        CTX,
+    )
+    batch = mapping.map_batch(
+        [
+            {
+                "ID": 7,
+                "FIRST": "  Ann \t",
+                "LAST": "Lee",
+                "EMAIL": " Ann@Acme.Example ",
+                "PHONE": "020 7946 0123",
+                "CUST": 12,
+                "COUNTRY": "Deutschland",
+                "CREATED": "31/01/2020",
+                "LIMIT": "1.234,50",
+                "UPD": "2024-07-01 10:00:00",
+            }
+        ]
+    )
     assert batch.quarantined == []
     [record] = batch.records
     assert isinstance(record, Contact)
@@ -57,14 +74,23 @@ def test_a_clean_row_becomes_a_record() -> None:
 
 
 def test_a_bad_optional_field_is_nulled_and_counted() -> None:
-    mapping = compile_mapping("erp", Contact, spec(fields={
-        "email": {"path": "EMAIL", "transform": "email"},
-        "created_at": {"path": "CREATED", "transform": "date:%d/%m/%Y"},
-    }), CTX)
-    batch = mapping.map_batch([
-        {"ID": 1, "EMAIL": "john.doe@", "CREATED": "31/02/2019"},
-        {"ID": 2, "EMAIL": "ok@x.example", "CREATED": "01/02/2019"},
-    ])
+    mapping = compile_mapping(
+        "erp",
+        Contact,
+        spec(
+            fields={
+                "email": {"path": "EMAIL", "transform": "email"},
+                "created_at": {"path": "CREATED", "transform": "date:%d/%m/%Y"},
+            }
+        ),
+        CTX,
+    )
+    batch = mapping.map_batch(
+        [
+            {"ID": 1, "EMAIL": "john.doe@", "CREATED": "31/02/2019"},
+            {"ID": 2, "EMAIL": "ok@x.example", "CREATED": "01/02/2019"},
+        ]
+    )
     assert [r.id for r in batch.records] == ["erp:1", "erp:2"]
     assert batch.records[0].email is None and batch.records[0].created_at is None
     assert sum(batch.nulled.values()) == 2
@@ -73,16 +99,29 @@ def test_a_bad_optional_field_is_nulled_and_counted() -> None:
 
 
 def test_missing_id_or_required_field_quarantines_with_reasons() -> None:
-    mapping = compile_mapping("erp", Company, spec(fields={
-        "name": {"path": "NAME", "transform": "squash"},
-        "created_at": {"path": "CREATED", "transform": {"date": "%d/%m/%Y"}, "required": True},
-    }), CTX)
-    batch = mapping.map_batch([
-        {"ID": None, "NAME": "Acme", "CREATED": "01/01/2020"},
-        {"ID": 2, "NAME": "   ", "CREATED": "01/01/2020"},
-        {"ID": 3, "NAME": "Acme", "CREATED": "2020-13-45"},
-        {"ID": 4, "NAME": "Acme", "CREATED": "01/01/2020"},
-    ])
+    mapping = compile_mapping(
+        "erp",
+        Company,
+        spec(
+            fields={
+                "name": {"path": "NAME", "transform": "squash"},
+                "created_at": {
+                    "path": "CREATED",
+                    "transform": {"date": "%d/%m/%Y"},
+                    "required": True,
+                },
+            }
+        ),
+        CTX,
+    )
+    batch = mapping.map_batch(
+        [
+            {"ID": None, "NAME": "Acme", "CREATED": "01/01/2020"},
+            {"ID": 2, "NAME": "   ", "CREATED": "01/01/2020"},
+            {"ID": 3, "NAME": "Acme", "CREATED": "2020-13-45"},
+            {"ID": 4, "NAME": "Acme", "CREATED": "01/01/2020"},
+        ]
+    )
     assert [r.id for r in batch.records] == ["erp:4"]
     reasons = {q.remote_id: q.reasons for q in batch.quarantined}
     assert reasons[None] == ("id: missing (ID)",)
@@ -94,8 +133,9 @@ def test_missing_id_or_required_field_quarantines_with_reasons() -> None:
 
 def test_a_value_the_entity_rejects_is_nulled_when_optional() -> None:
     # A status outside the entity's choices, passed through without a map.
-    mapping = compile_mapping("erp", Company, spec(fields={"name": "NAME", "status": "STATUS"}),
-                              CTX)
+    mapping = compile_mapping(
+        "erp", Company, spec(fields={"name": "NAME", "status": "STATUS"}), CTX
+    )
     batch = mapping.map_batch([{"ID": 1, "NAME": "Acme", "STATUS": "blocked"}])
     [record] = batch.records
     assert record.status is None
@@ -103,27 +143,53 @@ def test_a_value_the_entity_rejects_is_nulled_when_optional() -> None:
 
 
 def test_enum_map_with_fallback() -> None:
-    mapping = compile_mapping("erp", Company, spec(fields={
-        "name": "NAME",
-        "status": {"path": "S", "transform": {"map": {"A": "active", "I": "inactive",
-                                                      "*": "other"}}},
-    }), CTX)
+    mapping = compile_mapping(
+        "erp",
+        Company,
+        spec(
+            fields={
+                "name": "NAME",
+                "status": {
+                    "path": "S",
+                    "transform": {"map": {"A": "active", "I": "inactive", "*": "other"}},
+                },
+            }
+        ),
+        CTX,
+    )
     batch = mapping.map_batch([{"ID": 1, "NAME": "x", "S": "a"}, {"ID": 2, "NAME": "y", "S": "X"}])
     assert [r.status for r in batch.records] == ["active", "other"]  # type: ignore[attr-defined]
 
 
 def test_money_from_two_columns_and_lines() -> None:
-    mapping = compile_mapping("erp", Invoice, spec(
-        fields={"total": {"path": ["TOTAL", "CUR"], "transform": "money"}},
-        lines={"from": {"table": "L"}, "key": "ID", "fields": {
-            "quantity": {"path": "QTY", "transform": "decimal:dot", "required": True},
-            "total": {"path": "AMOUNT", "transform": "money:dot"},
-        }},
-    ), CTX)
-    good = {"ID": 1, "TOTAL": "1.234,50", "CUR": "gbp", LINES_KEY: [
-        {"ID": 1, "QTY": "2", "AMOUNT": "1234.50"}]}
-    bad = {"ID": 2, "TOTAL": "10,00", "CUR": None, LINES_KEY: [
-        {"ID": 2, "QTY": "two", "AMOUNT": "10.00"}]}
+    mapping = compile_mapping(
+        "erp",
+        Invoice,
+        spec(
+            fields={"total": {"path": ["TOTAL", "CUR"], "transform": "money"}},
+            lines={
+                "from": {"table": "L"},
+                "key": "ID",
+                "fields": {
+                    "quantity": {"path": "QTY", "transform": "decimal:dot", "required": True},
+                    "total": {"path": "AMOUNT", "transform": "money:dot"},
+                },
+            },
+        ),
+        CTX,
+    )
+    good = {
+        "ID": 1,
+        "TOTAL": "1.234,50",
+        "CUR": "gbp",
+        LINES_KEY: [{"ID": 1, "QTY": "2", "AMOUNT": "1234.50"}],
+    }
+    bad = {
+        "ID": 2,
+        "TOTAL": "10,00",
+        "CUR": None,
+        LINES_KEY: [{"ID": 2, "QTY": "two", "AMOUNT": "10.00"}],
+    }
     batch = mapping.map_batch([good, bad])
     [record] = batch.records
     assert isinstance(record, Invoice)
@@ -138,16 +204,27 @@ def test_money_from_two_columns_and_lines() -> None:
 
 def test_rows_a_connector_could_only_partly_read_are_quarantined() -> None:
     mapping = compile_mapping("crm", Contact, spec(fields={"email": "EMAIL"}), CTX)
-    batch = mapping.map_batch([{"ID": "1", "EMAIL": "a@b.example",
-                                ROW_ERRORS_KEY: ["line 3: invalid utf-8 bytes in column 'X'"]}])
+    batch = mapping.map_batch(
+        [
+            {
+                "ID": "1",
+                "EMAIL": "a@b.example",
+                ROW_ERRORS_KEY: ["line 3: invalid utf-8 bytes in column 'X'"],
+            }
+        ]
+    )
     assert batch.records == []
     assert batch.quarantined[0].reasons == ("line 3: invalid utf-8 bytes in column 'X'",)
     assert ROW_ERRORS_KEY not in batch.quarantined[0].raw
 
 
 def test_composite_and_special_ids_are_encoded() -> None:
-    mapping = compile_mapping("erp", Contact, EntitySpec.model_validate(
-        {"from": {"table": "T"}, "id": ["A", "B"], "fields": {}}), CTX)
+    mapping = compile_mapping(
+        "erp",
+        Contact,
+        EntitySpec.model_validate({"from": {"table": "T"}, "id": ["A", "B"], "fields": {}}),
+        CTX,
+    )
     [record] = mapping.map_batch([{"A": "x/1", "B": 2.0}]).records
     assert record.id == "erp:x%2F1/2"
     assert record.remote_id == "x%2F1/2"
@@ -158,39 +235,62 @@ def test_raw_is_kept_only_when_asked() -> None:
     row = {"ID": 1, "EMAIL": "a@b.example", "BLOB": b"\x00\x01"}
     assert mapping.map_batch([row]).records[0].raw is None
     assert mapping.map_batch([row], raw=True).records[0].raw == {
-        "ID": 1, "EMAIL": "a@b.example", "BLOB": "\x00\x01"}
+        "ID": 1,
+        "EMAIL": "a@b.example",
+        "BLOB": "\x00\x01",
+    }
 
 
 def test_source_forms_decide_push_down() -> None:
-    mapping = compile_mapping("erp", Contact, spec(
-        updated_at="UPD",
-        fields={"email": {"path": "EMAIL", "transform": "email"}, "title": "TITLE",
+    mapping = compile_mapping(
+        "erp",
+        Contact,
+        spec(
+            updated_at="UPD",
+            fields={
+                "email": {"path": "EMAIL", "transform": "email"},
+                "title": "TITLE",
                 "first_name": {"path": "F", "transform": "squash"},
                 "company_id": {"path": "C", "transform": "ref"},
-                "last_name": {"path": "L", "pushdown": False}},
-    ), CTX)
+                "last_name": {"path": "L", "pushdown": False},
+            },
+        ),
+        CTX,
+    )
     forms = {name: p.form for name, p in mapping.pushables.items()}
-    assert forms == {"email": SourceForm.FOLD, "title": SourceForm.EXACT,
-                     "company_id": SourceForm.REF, "updated_at": SourceForm.EXACT,
-                     "id": SourceForm.REF}
+    assert forms == {
+        "email": SourceForm.FOLD,
+        "title": SourceForm.EXACT,
+        "company_id": SourceForm.REF,
+        "updated_at": SourceForm.EXACT,
+        "id": SourceForm.REF,
+    }
 
 
 @pytest.mark.parametrize(
     ("fields", "path", "message"),
     [
         ({"mail": "X"}, "fields.mail", "unknown target 'mail'"),
-        ({"email": {"path": "X", "transform": "nope"}}, "fields.email.transform",
-         "unknown transform 'nope'"),
-        ({"phone": {"path": "X", "transform": "phone:XX"}}, "fields.phone.transform",
-         "unknown region"),
+        (
+            {"email": {"path": "X", "transform": "nope"}},
+            "fields.email.transform",
+            "unknown transform 'nope'",
+        ),
+        (
+            {"phone": {"path": "X", "transform": "phone:XX"}},
+            "fields.phone.transform",
+            "unknown region",
+        ),
         ({"email": {"path": ["A", "B"]}}, "fields.email", "needs a transform"),
         ({"updated_at": "X"}, "fields.updated_at", "own block"),
-        ({"extra.a": {"path": "X", "transform": {"map": []}}}, "fields.extra.a.transform",
-         "map takes a mapping"),
+        (
+            {"extra.a": {"path": "X", "transform": {"map": []}}},
+            "fields.extra.a.transform",
+            "map takes a mapping",
+        ),
     ],
 )
-def test_mapping_errors_name_the_spec_path(fields: dict[str, Any], path: str,
-                                           message: str) -> None:
+def test_mapping_errors_name_the_spec_path(fields: dict[str, Any], path: str, message: str) -> None:
     with pytest.raises(MappingError) as info:
         compile_mapping("erp", Contact, spec(fields=fields), CTX)
     assert info.value.path == path
