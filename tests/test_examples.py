@@ -1,0 +1,41 @@
+"""Every example in examples/ runs against the demo, and the README shows them verbatim."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from patchbay.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+
+
+def test_there_are_examples() -> None:
+    assert [p.name for p in EXAMPLES] == ["query_async.py", "query_sync.py"]
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs(example: Path, demo_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(example)], cwd=demo_dir, capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "erp:" in result.stdout
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_readme_shows_the_example_verbatim(example: Path) -> None:
+    assert example.read_text() in (ROOT / "README.md").read_text()
+
+
+def test_the_example_config_is_the_demo_config(demo_dir: Path) -> None:
+    config = load_config(ROOT / "examples" / "patchbay.yaml", resolve_secrets=False)
+    assert sorted(config.sources) == ["crm", "erp"]
+    assert (ROOT / "examples" / "patchbay.yaml").read_text() == (
+        ROOT / "patchbay" / "demo" / "patchbay.yaml"
+    ).read_text()
