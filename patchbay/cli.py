@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable, Coroutine
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 
 from patchbay.config import Config, load_config
@@ -65,8 +66,24 @@ quarantine_app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(quarantine_app, name="quarantine")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+class _Console(Console):
+    """Piped output is read by programs and people's pagers, not an 80-column terminal: tables
+    get room instead of wrapping every cell (COLUMNS still wins when set)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if not self.is_terminal and "COLUMNS" not in os.environ:
+            return ConsoleDimensions(max(size.width, 200), size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+out = _Console(soft_wrap=True)
+err = _Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 
