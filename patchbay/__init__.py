@@ -10,6 +10,7 @@
 notebook's).
 """
 
+from patchbay.core.consumers import AccessDenied
 from patchbay.core.entities import (
     Address,
     Company,
@@ -36,7 +37,6 @@ from patchbay.core.errors import (
     SourceError,
     SourceUnavailable,
 )
-from patchbay.core.consumers import AccessDenied
 from patchbay.hub import Hub, Page
 from patchbay.sync import SyncHub
 

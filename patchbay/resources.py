@@ -7,8 +7,8 @@ server dropped is replaced instead of failing the read.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 

@@ -132,4 +132,3 @@ class SyncHub:
 async def _make(config: Config, kwargs: dict[str, Any]) -> Hub:
     # Built on the facade's loop: the Hub's locks and tasks belong to that loop.
     return Hub(config, **kwargs)
-

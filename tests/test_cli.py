@@ -1,4 +1,4 @@
-"""The CLI as a user runs it: records on stdout, summaries on stderr, one-line errors, exit codes."""
+"""The CLI as a user runs it: records on stdout, summaries on stderr, one-line errors."""
 
 from __future__ import annotations
 
@@ -30,8 +30,19 @@ def test_query_as_jsonl_with_summary_on_stderr(demo_dir: Path) -> None:
 
 
 def test_query_as_json_with_fields_and_limit(demo_dir: Path) -> None:
-    result = run(demo_dir, "query", "invoice", "--where", "status=paid", "--limit", "3",
-                 "--fields", "number,total.amount", "-f", "json")
+    result = run(
+        demo_dir,
+        "query",
+        "invoice",
+        "--where",
+        "status=paid",
+        "--limit",
+        "3",
+        "--fields",
+        "number,total.amount",
+        "-f",
+        "json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert len(data) == 3
@@ -178,8 +189,7 @@ def test_demo_prints_the_three_outputs(tmp_path: Path) -> None:
     assert "lines" in out
     assert "3. quality report" in out
     assert "quarantined rows" in out
-    for reason in ("name: required, but missing", "id: missing (Contact ID)",
-                   "lines[2].quantity"):
+    for reason in ("name: required, but missing", "id: missing (Contact ID)", "lines[2].quantity"):
         assert reason in out
     assert (tmp_path / "demo" / "patchbay.yaml").exists()
 

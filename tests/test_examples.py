@@ -21,7 +21,11 @@ def test_there_are_examples() -> None:
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(example: Path, demo_dir: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(example)], cwd=demo_dir, capture_output=True, text=True, timeout=120,
+        [sys.executable, str(example)],
+        cwd=demo_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr

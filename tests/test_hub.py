@@ -213,7 +213,9 @@ async def test_unreachable_source_names_source_and_owner(demo_dir: Path) -> None
         assert {r.source for r in records} == {"crm"}
         [failure] = stream.errors
         assert (failure.source, failure.owner, failure.unavailable) == (
-            "erp", "finance-systems@acme.example", True
+            "erp",
+            "finance-systems@acme.example",
+            True,
         )
         health = await hub.check()
         assert health["crm"] is None
@@ -245,12 +247,24 @@ async def test_a_user_entity_registered_in_python(demo_dir: Path) -> None:
     entities = EntityRegistry()
     entities.register(Shipment)
     config = load_config_data(
-        {"version": 1, "sources": {"erp": {
-            "connector": "sql", "settings": {"url": "sqlite:///erp2.sqlite"},
-            "entities": {"shipment": {"from": {"query": "SELECT ORD_NO, 'DHL' AS CARRIER FROM ORDERS"},
-                                      "id": "ORD_NO", "fields": {"carrier": "CARRIER"}}},
-        }}},
-        base_dir=demo_dir, entities=entities,
+        {
+            "version": 1,
+            "sources": {
+                "erp": {
+                    "connector": "sql",
+                    "settings": {"url": "sqlite:///erp2.sqlite"},
+                    "entities": {
+                        "shipment": {
+                            "from": {"query": "SELECT ORD_NO, 'DHL' AS CARRIER FROM ORDERS"},
+                            "id": "ORD_NO",
+                            "fields": {"carrier": "CARRIER"},
+                        }
+                    },
+                }
+            },
+        },
+        base_dir=demo_dir,
+        entities=entities,
     )
     async with Hub(config) as hub:
         page = await hub.fetch("shipment", carrier="DHL", limit=3)

@@ -1,29 +1,51 @@
 """SQL databases through SQLAlchemy 2: tables or declared SELECTs, streamed, read-only.
 
 * an entity comes from ``from: {table: NAME}`` (optionally ``schema``) or ``from: {query: SELECT}``;
+  table names are taken as written (``CUSTOMERS`` is the quoted, case-sensitive ``"CUSTOMERS"`` on
+  PostgreSQL), falling back to the one table whose name matches ignoring case; a declared query is
+  sent verbatim (a ``:`` in it is not a bind parameter);
 * rows stream with bounded memory (``yield_per`` + ``partitions()``: server-side cursors on
   PostgreSQL and MySQL), never ``fetchall``;
 * positions are keyset values of the sort columns (the id last), so a cursor resumes exactly after
   the last record handed out, without OFFSET;
 * filters arrive as :class:`SourceFilter` and become bound parameters, never SQL text;
-* lines are fetched per batch of headers with one ``IN`` query, never one query per header.
+* lines are fetched per batch of headers with one ``IN`` query, never one query per header, on a
+  second connection (MySQL cannot run a query while a server-side cursor is open);
+* everything that touches the database (reflection included) runs in a worker thread, and driver
+  errors become :class:`SourceError` / :class:`SourceUnavailable` naming the source.
 
 Columns are selected untyped so legacy values arrive exactly as stored (a DATE column holding
 ``31/02/2019`` is the mapping's problem to report, not a crash here); reflected types are used
 only to decide which filters can be evaluated by the database and to type their parameters.
+
+The database must answer as Python would on the same values, or narrow less - never more:
+
+* text is compared and sorted code point by code point (``COLLATE BINARY`` on SQLite,
+  ``COLLATE "C"`` on PostgreSQL, binary strings on MySQL/MariaDB), whatever the column's collation,
+  for ``ne``, ``gt``/``gte``/``lt``/``lte`` and for sorting. ``eq``/``in`` use the column as it is:
+  a case- or accent-insensitive collation only finds more rows, which the Hub re-checks;
+* ``contains`` (case-insensitive) goes to the database only for ASCII needles, and the column is
+  folded as ``str.casefold`` folds it (``ß`` -> ``ss``, ``ﬁ`` -> ``fi``, ...) before ``lower()``;
+* columns of a declared query have no known types: their filters stay in memory and they cannot
+  be sorted on (an ``order_by`` across sources is then an explicit error, not a wrong order).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import threading
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from patchbay.core.connector import (
     Batch,
@@ -40,13 +62,59 @@ from patchbay.core.connector import (
     TableInfo,
 )
 from patchbay.core.errors import SourceError, SourceUnavailable
-from patchbay.core.filters import Op
+from patchbay.core.filters import ORDERING_OPS, Op
 from patchbay.core.mapping import LINES_KEY
 from patchbay.core.threads import iterate_in_thread
 
 __all__ = ["SqlConnector", "SqlSettings"]
 
 _IN_CHUNK = 500  # header keys per lines query: well under every driver's parameter limit
+
+# The characters whose str.casefold() holds ASCII letters that SQL lower() does not give (lower()
+# folds only ASCII on SQLite, and never expands ß to ss anywhere): the column is rewritten with
+# these before lower(), so an ASCII needle matches what Python matches. Complete for Unicode 15
+# (tests/connectors/test_sql.py recomputes it for the running Python).
+CASEFOLD_TO_ASCII: tuple[tuple[str, str], ...] = tuple(
+    (char, char.casefold())
+    for char in (
+        "\u00df", "\u0130", "\u0149", "\u017f", "\u01f0", "\u1e96", "\u1e97", "\u1e98", "\u1e99",
+        "\u1e9a", "\u1e9e", "\u212a", "\ufb00", "\ufb01", "\ufb02", "\ufb03", "\ufb04", "\ufb05",
+        "\ufb06",
+    )
+)
+# Dialects where _Bytewise can make text compare as Python compares str (code point order).
+_BYTEWISE = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
+_TEXT_ORDER_OPS = ORDERING_OPS | {Op.NE}
+
+
+class _Bytewise(sa.sql.expression.ColumnElement[Any]):
+    """A text expression compared and sorted by code point, whatever the column's collation."""
+
+    inherit_cache = True
+    # SQLAlchemy's cache key of the element (a list on its base class).
+    _traverse_internals = [("inner", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, inner: sa.ColumnElement[Any]) -> None:
+        self.inner = inner
+        self.type = inner.type
+
+
+@compiles(_Bytewise)
+def _bytewise_default(element: _Bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite: BINARY compares UTF-8 bytes, which order as code points.
+    return f"({compiler.process(element.inner, **kw)} COLLATE BINARY)"
+
+
+@compiles(_Bytewise, "postgresql")
+def _bytewise_postgresql(element: _Bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(element.inner, **kw)} COLLATE "C")'
+
+
+@compiles(_Bytewise, "mysql")
+@compiles(_Bytewise, "mariadb")
+def _bytewise_mysql(element: _Bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    # Binary strings compare byte by byte without PAD SPACE ('a ' > 'a', as in Python).
+    return f"CAST(CONVERT({compiler.process(element.inner, **kw)} USING utf8mb4) AS BINARY)"
 
 
 class _Origin:
@@ -58,6 +126,9 @@ class _Origin:
         self.columns = columns  # path as written in config (case-insensitive lookup) -> column
         self.types = types  # reflected types by real column name; None for declared queries
         self.label = label
+
+    def has(self, path: str) -> bool:
+        return path in self.columns or path.lower() in self.columns
 
     def column(self, path: str) -> sa.ColumnElement[Any]:
         col = self.columns.get(path)
@@ -72,6 +143,10 @@ class _Origin:
         if self.types is None:
             return None
         return self.types.get(self.column(path).key or "")
+
+    def is_text(self, path: str) -> bool:
+        col_type = self.type_of(path)
+        return col_type is not None and _python_type(col_type) is str
 
 
 class SqlConnector(Connector):
@@ -90,7 +165,7 @@ class SqlConnector(Connector):
     pushdown = frozenset(Op)
     resources = frozenset({"sql_engine"})
 
-    def __init__(self, settings: SqlSettings, resources: Resources) -> None:  # type: ignore[override]
+    def __init__(self, settings: SqlSettings, resources: Resources) -> None:
         super().__init__(settings, resources)
         self.engine: sa.Engine = resources.sql_engine
         self.schema = settings.schema_
@@ -100,33 +175,38 @@ class SqlConnector(Connector):
     # --- origins ---------------------------------------------------------------------------
 
     def _origin(self, origin: Mapping[str, Any], paths: Sequence[str]) -> _Origin:
+        """The resolved origin (cached); reflects the table, so call it off the event loop."""
         key = repr(sorted(origin.items()))
         with self._lock:
             cached = self._origins.get(key)
-        if cached is not None and all(p in cached.columns or p.lower() in cached.columns
-                                      for p in paths):
+        if cached is not None and all(cached.has(p) for p in paths):
             return cached
+        if cached is not None and cached.types is None:  # a declared query: keep every column
+            paths = [*cached.columns, *paths]
         resolved = self._resolve(origin, paths)
         with self._lock:
             self._origins[key] = resolved
         return resolved
 
+    def _known_origin(self, origin: Mapping[str, Any], paths: Sequence[str]) -> _Origin | None:
+        """The origin for planning (``accepts``, ``can_order``); None when it cannot be resolved
+        now. The read then reports why, as a SourceError naming the source."""
+        try:
+            return self._origin(origin, paths)
+        except (SQLAlchemyError, SourceError, KeyError) as exc:
+            self.res.logger.debug("%s: cannot resolve %s for planning: %s", self.res.source,
+                                  dict(origin), exc)
+            return None
+
     def _resolve(self, origin: Mapping[str, Any], paths: Sequence[str]) -> _Origin:
         if "table" in origin:
             name = str(origin["table"])
             schema = origin.get("schema", self.schema)
-            try:
-                with self.engine.connect() as conn:
-                    table = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema)
-            except NoSuchTableError:
-                tables = sa.inspect(self.engine).get_table_names(schema=schema)
-                raise SourceError(
-                    self.res.source,
-                    f"no table {name!r}; tables: {', '.join(sorted(tables))}",
-                    owner=self.res.owner,
-                ) from None
+            with self.engine.connect() as conn:
+                table = self._reflect(conn, name, schema)
             # Untyped twins of the reflected columns: values arrive as the driver gives them.
-            plain = sa.table(name, *(sa.column(c.name) for c in table.columns), schema=schema)
+            plain = sa.table(table.name, *(sa.column(c.name) for c in table.columns),
+                             schema=schema)
             columns: dict[str, sa.ColumnElement[Any]] = {}
             for col in plain.columns:
                 columns.setdefault(col.name, col)
@@ -135,11 +215,31 @@ class SqlConnector(Connector):
             return _Origin(plain, columns, types, f"table {name!r}")
         if "query" in origin:
             wanted = list(dict.fromkeys(paths))
-            text = sa.text(str(origin["query"])).columns(*(sa.column(p) for p in wanted))
+            # Verbatim: "\:" keeps a ':' in the SQL (a time literal, a PostgreSQL ::cast) from
+            # being read as a bind parameter.
+            sql = str(origin["query"]).replace(":", "\\:")
+            text = sa.text(sql).columns(*(sa.column(p) for p in wanted))
             sub = text.subquery("q")
             return _Origin(sub, {p: sub.c[p] for p in wanted}, None, "the declared query")
         raise SourceError(
             self.res.source, "from: needs 'table' or 'query'", owner=self.res.owner
+        )
+
+    def _reflect(self, conn: sa.Connection, name: str, schema: str | None) -> sa.Table:
+        try:
+            return sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema)
+        except NoSuchTableError:
+            pass
+        insp = sa.inspect(conn)
+        tables = insp.get_table_names(schema=schema) + insp.get_view_names(schema=schema)
+        # CUSTOMERS written for a PostgreSQL table created unquoted (customers), or the reverse.
+        same = [t for t in tables if t.lower() == name.lower()]
+        if len(same) == 1:
+            return sa.Table(same[0], sa.MetaData(), autoload_with=conn, schema=schema)
+        raise SourceError(
+            self.res.source,
+            f"no table {name!r}; tables: {', '.join(sorted(tables))}",
+            owner=self.res.owner,
         )
 
     # --- filters ---------------------------------------------------------------------------
@@ -147,21 +247,33 @@ class SqlConnector(Connector):
     def accepts(self, request: ReadRequest, condition: SourceFilter) -> bool:
         if condition.op not in self.pushdown:
             return False
-        origin = self._origin(request.origin, request.paths)
+        origin = self._known_origin(request.origin, request.paths)
+        if origin is None or not origin.has(condition.path):
+            return False
         col_type = origin.type_of(condition.path)
         if col_type is None:  # declared query: no types to check a parameter against
             return False
+        values = condition.value if isinstance(condition.value, tuple) else (condition.value,)
         if condition.fold or condition.op is Op.CONTAINS:
             # Case folding differs between Python and databases outside ASCII (SQLite's
             # lower() and LIKE fold only ASCII): push only what the database folds the same.
-            values = condition.value if isinstance(condition.value, tuple) else (condition.value,)
             return _python_type(col_type) is str and all(
                 isinstance(v, str) and v.isascii() for v in values
             )
         if condition.op is Op.ISNULL:
             return True
-        values = condition.value if isinstance(condition.value, tuple) else (condition.value,)
+        if (condition.op in _TEXT_ORDER_OPS and _python_type(col_type) is str
+                and self.engine.dialect.name not in _BYTEWISE):
+            return False  # no way to make this database compare text as Python does
         return all(_coerce(v, col_type) is not _NO for v in values)
+
+    def can_order(self, request: ReadRequest, order: SourceOrder) -> bool:
+        origin = self._known_origin(request.origin, request.paths)
+        if origin is None:
+            return True  # cannot tell now; the read reports why the source fails
+        if not origin.has(order.path) or origin.type_of(order.path) is None:
+            return False  # a declared query's column: its order may not be Python's
+        return not origin.is_text(order.path) or self.engine.dialect.name in _BYTEWISE
 
     def _where(self, origin: _Origin, condition: SourceFilter) -> sa.ColumnElement[bool]:
         col = origin.column(condition.path)
@@ -172,18 +284,31 @@ class SqlConnector(Connector):
         if condition.fold or op is Op.CONTAINS:
             needle = str(condition.value).lower()
             escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            return sa.func.lower(col).like(sa.literal(f"%{escaped}%", sa.String()), escape="\\")
+            folded: sa.ColumnElement[Any] = col
+            for char, fold in CASEFOLD_TO_ASCII:
+                folded = sa.func.replace(folded, char, fold)
+            return sa.func.lower(folded).like(sa.literal(f"%{escaped}%", sa.String()),
+                                              escape="\\")
 
-        def bound(value: Any) -> sa.BindParameter[Any]:
+        def bound(value: Any) -> sa.ColumnElement[Any]:
             return sa.literal(_coerce(value, col_type), col_type)
 
         if op is Op.IN:
             return col.in_([bound(v) for v in condition.value])
-        comparisons = {
-            Op.EQ: col.__eq__, Op.NE: col.__ne__, Op.GT: col.__gt__,
-            Op.GTE: col.__ge__, Op.LT: col.__lt__, Op.LTE: col.__le__,
+        if op is Op.EQ:
+            return col == bound(condition.value)
+        if _python_type(col_type) is str:
+            # ne and order comparisons by code point: under a case-insensitive collation
+            # 'ABC' <> 'abc' would be false and 'a' < 'B' true, unlike Python.
+            left: sa.ColumnElement[Any] = _Bytewise(col)
+            right: sa.ColumnElement[Any] = _Bytewise(bound(condition.value))
+        else:
+            left, right = col, bound(condition.value)
+        comparisons: dict[Op, Callable[[Any], sa.ColumnElement[bool]]] = {
+            Op.NE: left.__ne__, Op.GT: left.__gt__,
+            Op.GTE: left.__ge__, Op.LT: left.__lt__, Op.LTE: left.__le__,
         }
-        return comparisons[op](bound(condition.value))  # type: ignore[no-any-return]
+        return comparisons[op](right)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -194,7 +319,7 @@ class SqlConnector(Connector):
                 order.append(SourceOrder(path))
         return order
 
-    def _select(self, request: ReadRequest) -> tuple[sa.Select[Any], list[str], list[str]]:
+    def _select(self, request: ReadRequest) -> sa.Select[Any]:
         origin = self._origin(request.origin, request.paths)
         order = self._order(request)
         wanted = list(dict.fromkeys([*request.paths, *(o.path for o in order)]))
@@ -202,47 +327,44 @@ class SqlConnector(Connector):
         query = sa.select(*cols).select_from(origin.selectable)
         for condition in request.filters:
             query = query.where(self._where(origin, condition))
+        explicit = {o.path for o in request.order}
+        keys = [(o, *self._sort_key(origin, o.path, o.path in explicit)) for o in order]
         if request.position is not None:
-            query = query.where(self._after(origin, order, request.position))
-        for o in order:
-            col = origin.column(o.path)
+            query = query.where(_after(keys, request.position))
+        for o, col, key in keys:
             # NULLs last in both directions, the same on every database.
-            query = query.order_by(col.is_(None), col.desc() if o.descending else col.asc())
-        return query, wanted, [o.path for o in order]
+            query = query.order_by(col.is_(None), key.desc() if o.descending else key.asc())
+        return query
 
-    def _after(self, origin: _Origin, order: list[SourceOrder], position: Any
-               ) -> sa.ColumnElement[bool]:
-        """Rows strictly after ``position`` in the (NULLs-last) sort order: a keyset predicate."""
-        values = list(position)
-        clauses: list[sa.ColumnElement[bool]] = []
-        # (k1 after v1) OR (k1 = v1 AND k2 after v2) OR ...; a NULL position value means the
-        # row sorts among the NULLs, after every non-NULL value.
-        equal_so_far: list[sa.ColumnElement[bool]] = []
-        for o, value in zip(order, values, strict=True):
-            col = origin.column(o.path)
-            if value is None:
-                after: sa.ColumnElement[bool] = sa.false()
-                same = col.is_(None)
-            else:
-                bigger = col < value if o.descending else col > value
-                after = sa.or_(bigger, col.is_(None))
-                same = col == value
-            clauses.append(sa.and_(*equal_so_far, after))
-            equal_so_far.append(same)
-        return sa.or_(*clauses)
+    def _sort_key(self, origin: _Origin, path: str, explicit: bool
+                  ) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+        """The column and the expression to sort it by. A requested order on text sorts by code
+        point, as the Hub's merge does; the id tie-breakers keep the column's own order (unique
+        under its collation, and index-friendly)."""
+        col = origin.column(path)
+        if explicit and origin.is_text(path):
+            return col, _Bytewise(col)
+        return col, col
 
-    async def read(self, request: ReadRequest) -> AsyncIterator[Batch]:
-        query, wanted, keys = self._select(request)
+    async def read(self, request: ReadRequest) -> AsyncGenerator[Batch, None]:
+        keys = [o.path for o in self._order(request)]
         size = request.batch_size
 
         def rows() -> Iterator[list[dict[str, Any]]]:
-            with self._connect() as conn:
+            query = self._select(request)
+            with contextlib.ExitStack() as stack:
+                conn = stack.enter_context(self._connect())
+                lines_conn: sa.Connection | None = None
                 result = conn.execution_options(yield_per=size).execute(query)
                 names = list(result.keys())
                 for part in result.partitions():
                     batch = [dict(zip(names, row, strict=True)) for row in part]
                     if request.lines is not None:
-                        self._attach_lines(conn, request, batch)
+                        # Another connection: MySQL cannot query while a server-side cursor
+                        # is open, and would drop the rest of the stream.
+                        if lines_conn is None:
+                            lines_conn = stack.enter_context(self._connect())
+                        self._attach_lines(lines_conn, request, batch)
                     yield batch
 
         async for batch in iterate_in_thread(self._guard(rows)):
@@ -252,8 +374,8 @@ class SqlConnector(Connector):
                       headers: list[dict[str, Any]]) -> None:
         lines = request.lines
         assert lines is not None
-        origin = self._origin(lines.origin, [*lines.key, *lines.paths])
         wanted = list(dict.fromkeys([*lines.key, *lines.paths, *lines.order_by]))
+        origin = self._origin(lines.origin, wanted)
         cols = [origin.column(p).label(p) for p in wanted]
         key_cols = [origin.column(k) for k in lines.key]
         by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -274,49 +396,60 @@ class SqlConnector(Connector):
             header[LINES_KEY] = by_key.get(tuple(header[p] for p in request.id_paths), [])
 
     async def get(self, request: GetRequest) -> Mapping[str, Any] | None:
-        origin = self._origin(request.origin, [*request.id_paths, *request.paths])
-        wanted = list(dict.fromkeys([*request.id_paths, *request.paths]))
-        query = sa.select(*(origin.column(p).label(p) for p in wanted)).select_from(
-            origin.selectable
-        )
-        for path, text in zip(request.id_paths, request.id_values, strict=True):
-            col_type = origin.type_of(path)
-            value = text if col_type is None else _coerce(text, col_type)
-            if value is _NO:
-                return None  # "abc" can never be the id of an INTEGER key
-            query = query.where(origin.column(path) == value)
-
         def fetch() -> Iterator[dict[str, Any] | None]:
+            wanted = list(dict.fromkeys([*request.id_paths, *request.paths]))
+            origin = self._origin(request.origin, wanted)
+            query = sa.select(*(origin.column(p).label(p) for p in wanted)).select_from(
+                origin.selectable
+            )
+            for path, text in zip(request.id_paths, request.id_values, strict=True):
+                col = origin.column(path)
+                col_type = origin.type_of(path)
+                if col_type is None:
+                    # A declared query's column of unknown type: compare the text the id was
+                    # made of (an INTEGER = VARCHAR comparison fails on PostgreSQL).
+                    query = query.where(sa.cast(col, sa.String()) == text)
+                    continue
+                value = _coerce(text, col_type)
+                if value is _NO:
+                    yield None  # "abc" can never be the id of an INTEGER key
+                    return
+                query = query.where(col == sa.literal(value, col_type))
             with self._connect() as conn:
                 row = conn.execute(query.limit(2)).mappings().first()
                 found = dict(row) if row is not None else None
                 if found is not None and request.lines is not None:
                     self._attach_lines(conn, request, [found])
-                yield found
+            yield found
 
-        async for found in iterate_in_thread(self._guard(fetch), buffer=1):
-            return found
-        return None
+        results: list[dict[str, Any] | None] = [
+            found async for found in iterate_in_thread(self._guard(fetch), buffer=1)
+        ]
+        return results[0]
 
     async def discover(self) -> SourceSchema:
         def inspect() -> Iterator[SourceSchema]:
-            insp = sa.inspect(self.engine)
-            tables = []
-            names = insp.get_table_names(schema=self.schema) + insp.get_view_names(
-                schema=self.schema
-            )
-            for name in sorted(names):
-                cols = tuple(
-                    ColumnInfo(c["name"], str(c["type"]), bool(c.get("nullable", True)))
-                    for c in insp.get_columns(name, schema=self.schema)
+            with self._connect() as conn:
+                insp = sa.inspect(conn)
+                tables = []
+                names = insp.get_table_names(schema=self.schema) + insp.get_view_names(
+                    schema=self.schema
                 )
-                pk = insp.get_pk_constraint(name, schema=self.schema) or {}
-                tables.append(TableInfo(name, cols, tuple(pk.get("constrained_columns") or ())))
+                for name in sorted(names):
+                    cols = tuple(
+                        ColumnInfo(c["name"], str(c["type"]), bool(c.get("nullable", True)))
+                        for c in insp.get_columns(name, schema=self.schema)
+                    )
+                    pk = insp.get_pk_constraint(name, schema=self.schema) or {}
+                    tables.append(
+                        TableInfo(name, cols, tuple(pk.get("constrained_columns") or ()))
+                    )
             yield SourceSchema(tuple(tables))
 
-        async for schema in iterate_in_thread(self._guard(inspect), buffer=1):
-            return schema
-        raise AssertionError("discover yielded nothing")
+        schemas: list[SourceSchema] = [
+            schema async for schema in iterate_in_thread(self._guard(inspect), buffer=1)
+        ]
+        return schemas[0]
 
     async def check(self) -> None:
         def ping() -> Iterator[None]:
@@ -332,7 +465,7 @@ class SqlConnector(Connector):
     def _connect(self) -> sa.Connection:
         return self.engine.connect()
 
-    def _guard(self, make: Any) -> Any:
+    def _guard(self, make: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:
         """Wrap a blocking generator so driver errors become SourceErrors naming the source."""
         source, owner = self.res.source, self.res.owner
 
@@ -352,7 +485,36 @@ class SqlConnector(Connector):
         return guarded
 
 
+def _after(keys: Sequence[tuple[SourceOrder, sa.ColumnElement[Any], sa.ColumnElement[Any]]],
+           position: Any) -> sa.ColumnElement[bool]:
+    """Rows strictly after ``position`` in the (NULLs-last) sort order: a keyset predicate.
+
+    ``keys`` holds, per sort column, its order, the column and the expression sorted by."""
+    values = list(position)
+    clauses: list[sa.ColumnElement[bool]] = []
+    # (k1 after v1) OR (k1 = v1 AND k2 after v2) OR ...; a NULL position value means the
+    # row sorts among the NULLs, after every non-NULL value.
+    equal_so_far: list[sa.ColumnElement[bool]] = []
+    for (o, col, key), value in zip(keys, values, strict=True):
+        after: sa.ColumnElement[bool]
+        same: sa.ColumnElement[bool]
+        if value is None:
+            after = sa.false()
+            same = col.is_(None)
+        else:
+            bound: sa.ColumnElement[Any] = sa.literal(value)
+            if isinstance(key, _Bytewise):
+                bound = _Bytewise(bound)
+            bigger = key < bound if o.descending else key > bound
+            after = sa.or_(bigger, col.is_(None))
+            same = key == bound
+        clauses.append(sa.and_(*equal_so_far, after))
+        equal_so_far.append(same)
+    return sa.or_(*clauses)
+
+
 _NO = object()
+_INT64 = 2**63  # integers beyond BIGINT are never pushed: drivers reject them
 
 
 def _python_type(col_type: sa.types.TypeEngine[Any]) -> type | None:
@@ -372,15 +534,20 @@ def _coerce(value: Any, col_type: sa.types.TypeEngine[Any]) -> Any:
     if target is str:
         return value if isinstance(value, str) else _NO
     if target in (int, float, Decimal):
-        if isinstance(value, str):
+        if isinstance(value, str):  # an id from a canonical id: "10001"
             try:
                 value = Decimal(value.strip())
             except ArithmeticError:
                 return _NO
         if not isinstance(value, int | Decimal | float):
             return _NO
+        if isinstance(value, Decimal | float) and not math.isfinite(value):
+            return _NO  # NaN and infinities compare differently everywhere
         if target is int:
-            return int(value) if value == int(value) else _NO
+            # Range first: int(Decimal("1e999999999")) would build a billion-digit number.
+            if not -_INT64 <= value < _INT64 or value != int(value):
+                return _NO
+            return int(value)
         return value
     if target is datetime:
         return value if isinstance(value, datetime) else _NO
