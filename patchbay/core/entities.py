@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "BUILTIN_ENTITIES",
@@ -122,10 +122,16 @@ class Contact(Record):
     status: str | None = None
     created_at: date | None = None
 
-    def model_post_init(self, context: Any, /) -> None:
-        # full_name is derived when the source has only the parts.
-        if self.full_name is None and (self.first_name or self.last_name):
-            self.full_name = " ".join(p for p in (self.first_name, self.last_name) if p)
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_full_name(cls, data: Any) -> Any:
+        # full_name is derived when the source has only the parts (on the input dict: setting
+        # an attribute after validation would cost more than validating the whole record).
+        if isinstance(data, dict) and data.get("full_name") is None:
+            first, last = data.get("first_name"), data.get("last_name")
+            if first or last:
+                data = {**data, "full_name": f"{first} {last}" if first and last else first or last}
+        return data
 
 
 class Deal(Record):

@@ -34,6 +34,8 @@ def remote_id(values: Sequence[object]) -> str:
 
 
 def canonical_id(source: str, values: Sequence[object]) -> str:
+    if len(values) == 1:  # the common case, on the hot path
+        return f"{source}:{_encode(part_text(values[0]))}"
     return f"{source}:" + "/".join(_encode(part_text(v)) for v in values)
 
 
