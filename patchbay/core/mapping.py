@@ -466,8 +466,12 @@ def _spec_paths(fields: MappingABC[str, FieldEntry]) -> Iterable[str]:
 
 
 def _reason_kind(exc: BaseException) -> str:
+    """The reason without the offending value, so counts group by kind of failure."""
     text = str(exc)
-    return text.split(":", 1)[0] if isinstance(exc, n.NormaliseError) else type(exc).__name__
+    if not isinstance(exc, n.NormaliseError):
+        return type(exc).__name__
+    head, sep, tail = text.rpartition(": ")
+    return head if sep and tail[:1] in ("'", '"') else text
 
 
 def _short(value: Any) -> str:
