@@ -300,3 +300,49 @@ async def test_close_releases_connectors_and_engines(demo_dir: Path) -> None:
     await hub.close()
     assert hub._connectors == {}
     assert engine.pool.checkedout() == 0
+
+
+async def test_quarantine_kept_in_postgresql(demo_dir: Path, postgres_url: str) -> None:
+    data = yaml.safe_load((demo_dir / "patchbay.yaml").read_text())
+    data["state"] = postgres_url
+    config = load_config_data(data, base_dir=demo_dir)
+    async with Hub(config) as hub:
+        await all_of(hub, "invoice")
+        await all_of(hub, "invoice")
+        entries = hub.quarantine.list(source="erp", entity="invoice")
+        assert sorted(e.remote_id or "" for e in entries) == ["500003", "500007", "500011"]
+        assert {e.times_seen for e in entries} == {2}
+        assert entries[0].first_seen.tzinfo is not None
+        assert hub.quarantine.purge(entity="invoice") == 3
+        assert hub.quarantine.count() == 0
+
+
+async def test_rows_with_broken_encoding_are_quarantined_the_rest_delivered(
+    tmp_path: Path,
+) -> None:
+    good = b"Contact ID;E-mail;Last Name\r\n1;a@x.example;Lee\r\n"
+    bad = "2;b@x.example;Müller\r\n".encode("cp1252")  # not UTF-8, though declared so
+    tail = b"3;c@x.example;Ng\r\n4;not-an-email;Ode\r\n"
+    (tmp_path / "export.csv").write_bytes(good + bad + tail)
+    config = load_config_data(
+        {"version": 1, "sources": {"crm": {
+            "connector": "files", "owner": "sales-ops@acme.example",
+            "entities": {"contact": {
+                "from": {"file": "export.csv", "encoding": "utf-8"},
+                "id": "Contact ID",
+                "fields": {"email": {"path": "E-mail", "transform": "email"},
+                           "last_name": "Last Name"},
+            }},
+        }}},
+        base_dir=tmp_path,
+    )
+    async with Hub(config) as hub:
+        records, stream = await all_of(hub, "contact")
+    assert [r.id for r in records] == ["crm:1", "crm:3", "crm:4"]
+    assert records[2].email is None  # type: ignore[attr-defined]
+    quality = stream.quality
+    assert (quality.read, quality.delivered, quality.quarantined) == (4, 3, 1)
+    assert quality.nulled == {"crm.email: not a valid email address": 1}
+    [row] = quality.quarantined_rows
+    assert row.remote_id == "2"
+    assert row.reasons == ("export.csv line 3: invalid utf-8 bytes in column 'Last Name'",)
