@@ -23,7 +23,7 @@ import heapq
 import logging
 import os
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from patchbay.config import Config, SourceConfig, load_config
 from patchbay.core.connector import (
+    Batch,
     Capability,
     Connector,
     GetRequest,
@@ -172,27 +173,40 @@ class Page:
     errors: list[SourceFailure]
 
 
+# One delivered record: (record, source name, the connector's batch, index of its row there).
+# The resume position is computed from batch and index only where a cursor needs it.
+Hit = tuple[Record, str, Batch, int]
+Hits = list[Hit]
+
+
 class QueryStream:
     """``async for record in hub.query(...)``; ``quality`` and ``errors`` fill in as it runs."""
 
-    def __init__(self, run: Callable[[QueryStream], AsyncGenerator[tuple[Record, str, Any], None]]):
+    def __init__(self, run: Callable[[QueryStream], AsyncGenerator[Hits, None]]):
         self.quality = QualityReport()
         self.errors: list[SourceFailure] = []
         self._run = run
-        self._iterator: AsyncGenerator[tuple[Record, str, Any], None] | None = None
+        self._chunks: AsyncGenerator[Hits, None] | None = None
+        self._current: Hits = []
+        self._index = 0
 
     def __aiter__(self) -> QueryStream:
         return self
 
     async def __anext__(self) -> Record:
-        if self._iterator is None:
-            self._iterator = self._run(self)
-        record, _, _ = await self._iterator.__anext__()
-        return record
+        # Records travel in batches through the pipeline; here they come out one by one.
+        while self._index >= len(self._current):
+            if self._chunks is None:
+                self._chunks = self._run(self)
+            self._current = await self._chunks.__anext__()
+            self._index = 0
+        hit = self._current[self._index]
+        self._index += 1
+        return hit[0]
 
     async def aclose(self) -> None:
-        if self._iterator is not None:
-            await self._iterator.aclose()
+        if self._chunks is not None:
+            await self._chunks.aclose()
 
 
 class Hub:
@@ -476,7 +490,7 @@ class Hub:
     ) -> QueryStream:
         """Stream matching records: ``async for record in hub.query("contact", email=...)``."""
 
-        async def run(stream: QueryStream) -> AsyncGenerator[tuple[Record, str, Any], None]:
+        async def run(stream: QueryStream) -> AsyncGenerator[Hits, None]:
             plan = await self.plan(
                 entity,
                 where,
@@ -498,12 +512,13 @@ class Hub:
                     raw=raw,
                     batch_hint=limit,
                 )
-            ) as rows:
-                async for item in rows:
-                    if limit is not None and produced >= limit:
+            ) as chunks:
+                async for chunk in chunks:
+                    if limit is not None and produced + len(chunk) >= limit:
+                        yield chunk[: limit - produced]
                         break
-                    produced += 1
-                    yield item
+                    produced += len(chunk)
+                    yield chunk
 
         return QueryStream(run)
 
@@ -539,7 +554,7 @@ class Hub:
         quality = QualityReport()
         errors: list[SourceFailure] = []
         records: list[Record] = []
-        after = dict(positions)
+        last: dict[str, Hit] = {}
         more_from: str | None = None
         async with contextlib.aclosing(
             self._execute(
@@ -552,22 +567,28 @@ class Hub:
                 raw=raw,
                 batch_hint=limit + 1,
             )
-        ) as rows:
-            async for record, source, position in rows:
-                if len(records) == limit:
-                    more_from = source
+        ) as chunks:
+            async for chunk in chunks:
+                for hit in chunk:
+                    if len(records) == limit:
+                        more_from = hit[1]
+                        break
+                    records.append(hit[0])
+                    last[hit[1]] = hit
+                if more_from is not None:
                     break
-                records.append(record)
-                after[source] = position
         if more_from is None:
             return Page(records, None, quality, errors)
+        # Sources not reached on this page keep the position they had.
+        after = dict(positions)
+        for source, (_, _, batch, index) in last.items():
+            after[source] = batch.position_after(index)
         if plan.order_by is None:
             # Source by source: every source before the one still going is finished.
             for source_plan in plan.sources:
                 if source_plan.source == more_from:
                     break
                 after[source_plan.source] = _DONE
-        # Sources not reached on this page keep the position they had.
         return Page(records, self.signer.dump(plan.digest, after), quality, errors)
 
     async def get(
@@ -688,7 +709,7 @@ class Hub:
         strict: bool,
         raw: bool,
         batch_hint: int | None,
-    ) -> AsyncGenerator[tuple[Record, str, Any], None]:
+    ) -> AsyncGenerator[Hits, None]:
         streams = []
         for source_plan in plan.sources:
             position = positions.get(source_plan.source)
@@ -705,21 +726,21 @@ class Hub:
         try:
             if plan.order_by is None:
                 for stream in streams:
-                    async for item in self._guarded(stream, plan, errors, partial):
-                        yield item
+                    async for chunk in self._guarded(stream, errors, partial):
+                        yield chunk
             else:
-                async for item in self._merge(streams, plan, errors, partial):
-                    yield item
+                async for chunk in self._merge(streams, plan, errors, partial):
+                    yield chunk
         finally:
             for stream in streams:
                 await stream.aclose()
 
     async def _guarded(
-        self, stream: _Prefetch, plan: Plan, errors: list[SourceFailure], partial: bool
-    ) -> AsyncIterator[tuple[Record, str, Any]]:
+        self, stream: _Prefetch, errors: list[SourceFailure], partial: bool
+    ) -> AsyncGenerator[Hits, None]:
         try:
-            async for item in stream:
-                yield item
+            async for chunk in stream:
+                yield chunk
         except SourceError as exc:
             if not partial:
                 raise
@@ -729,26 +750,31 @@ class Hub:
 
     async def _merge(
         self, streams: list[_Prefetch], plan: Plan, errors: list[SourceFailure], partial: bool
-    ) -> AsyncIterator[tuple[Record, str, Any]]:
+    ) -> AsyncGenerator[Hits, None]:
+        """A streaming k-way merge: one record per source ahead, nothing more buffered."""
         assert plan.order_by is not None
         name, descending = plan.order_by
         read = getter(lookup_field(plan.model, name))
-        heap: list[tuple[_SortKey, int, tuple[Record, str, Any]]] = []
-        iterators = [self._guarded(s, plan, errors, partial) for s in streams]
+        heap: list[tuple[_SortKey, int, Hit]] = []
+        sources = [_Records(self._guarded(s, errors, partial)) for s in streams]
 
         async def pull(index: int) -> None:
-            try:
-                item = await iterators[index].__anext__()
-            except StopAsyncIteration:
-                return
-            heapq.heappush(heap, (_SortKey(read(item[0]), descending), index, item))
+            hit = await sources[index].next()
+            if hit is not None:
+                heapq.heappush(heap, (_SortKey(read(hit[0]), descending), index, hit))
 
-        for index in range(len(iterators)):
+        for index in range(len(sources)):
             await pull(index)
+        out: Hits = []
         while heap:
-            _, index, item = heapq.heappop(heap)
-            yield item
+            _, index, hit = heapq.heappop(heap)
+            out.append(hit)
+            if len(out) >= 256:
+                yield out
+                out = []
             await pull(index)
+        if out:
+            yield out
 
     async def _read_source(
         self,
@@ -759,7 +785,7 @@ class Hub:
         strict: bool,
         raw: bool,
         batch_hint: int | None,
-    ) -> AsyncGenerator[list[tuple[Record, str, Any]], None]:
+    ) -> AsyncGenerator[Hits, None]:
         name = source_plan.source
         conf = self._source_config(name)
         mapping = source_plan.mapping
@@ -770,7 +796,7 @@ class Hub:
         request = self._request(
             mapping, source_plan.pushed, source_plan.order, position, batch_size
         )
-        predicate = plan.filter.predicate
+        predicate = plan.filter.predicate if plan.filter.node is not None else None
         try:
             connector = await self.connector(name)
             async with contextlib.aclosing(connector.read(request)) as batches:
@@ -785,11 +811,11 @@ class Hub:
                                 bad.source, bad.entity, bad.remote_id, bad.reasons
                             )
                         await self._keep_aside(stats, mapped.quarantined)
-                    out = [
-                        (record, name, batch.position_after(index))
-                        for index, record in zip(mapped.indexes, mapped.records, strict=True)
-                        if predicate(record)
-                    ]
+                    pairs = zip(mapped.indexes, mapped.records, strict=True)
+                    if predicate is None:
+                        out: Hits = [(record, name, batch, index) for index, record in pairs]
+                    else:
+                        out = [(rec, name, batch, i) for i, rec in pairs if predicate(rec)]
                     stats.delivered += len(out)
                     if out:
                         yield out
@@ -826,20 +852,16 @@ class _SortKey:
 
 
 class _Prefetch:
-    """Runs a source's batch stream as a task ahead of the consumer, a few batches deep.
+    """Runs a source's stream as a task ahead of the consumer, a few batches deep.
 
     Sources start reading as soon as the query starts (concurrent fan-out) while memory stays
-    bounded by ``depth`` batches per source. Items come out one record at a time.
+    bounded by ``depth`` batches per source.
     """
 
-    def __init__(
-        self, batches: AsyncGenerator[list[tuple[Record, str, Any]], None], depth: int = 2
-    ) -> None:
+    def __init__(self, batches: AsyncGenerator[Hits, None], depth: int = 2) -> None:
         self._batches = batches
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=depth)
         self._task = asyncio.get_running_loop().create_task(self._pump())
-        self._current: list[tuple[Record, str, Any]] = []
-        self._index = 0
 
     async def _pump(self) -> None:
         try:
@@ -854,24 +876,40 @@ class _Prefetch:
     def __aiter__(self) -> _Prefetch:
         return self
 
-    async def __anext__(self) -> tuple[Record, str, Any]:
-        while self._index >= len(self._current):
-            batch = await self._queue.get()
-            if batch is None:
-                self._queue.put_nowait(None)  # stay exhausted
-                raise StopAsyncIteration
-            if isinstance(batch, _Raised):
-                raise batch.exc
-            self._current, self._index = batch, 0
-        item = self._current[self._index]
-        self._index += 1
-        return item
+    async def __anext__(self) -> Hits:
+        batch = await self._queue.get()
+        if batch is None:
+            self._queue.put_nowait(None)  # stay exhausted
+            raise StopAsyncIteration
+        if isinstance(batch, _Raised):
+            raise batch.exc
+        return batch  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
         if not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+
+
+class _Records:
+    """One record at a time out of a stream of chunks (for the merge)."""
+
+    def __init__(self, chunks: AsyncGenerator[Hits, None]) -> None:
+        self._chunks = chunks
+        self._current: Hits = []
+        self._index = 0
+
+    async def next(self) -> Hit | None:
+        while self._index >= len(self._current):
+            try:
+                self._current = await self._chunks.__anext__()
+            except StopAsyncIteration:
+                return None
+            self._index = 0
+        hit = self._current[self._index]
+        self._index += 1
+        return hit
 
 
 @dataclass

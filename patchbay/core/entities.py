@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 __all__ = [
     "BUILTIN_ENTITIES",
@@ -111,7 +111,8 @@ class Contact(Record):
 
     first_name: str | None = None
     last_name: str | None = None
-    full_name: str | None = None
+    # Derived from the parts when the source has no full name (called only when it is absent).
+    full_name: str | None = Field(default_factory=lambda data: _full_name(data))
     email: Email | None = None
     phone: str | None = None
     mobile: str | None = None
@@ -122,16 +123,12 @@ class Contact(Record):
     status: str | None = None
     created_at: date | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _derive_full_name(cls, data: Any) -> Any:
-        # full_name is derived when the source has only the parts (on the input dict: setting
-        # an attribute after validation would cost more than validating the whole record).
-        if isinstance(data, dict) and data.get("full_name") is None:
-            first, last = data.get("first_name"), data.get("last_name")
-            if first or last:
-                data = {**data, "full_name": f"{first} {last}" if first and last else first or last}
-        return data
+
+def _full_name(data: dict[str, Any]) -> str | None:
+    first, last = data.get("first_name"), data.get("last_name")
+    if first and last:
+        return f"{first} {last}"
+    return first or last or None
 
 
 class Deal(Record):

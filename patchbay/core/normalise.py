@@ -667,6 +667,8 @@ def _utc_converter(zone: tzinfo) -> Callable[[datetime], datetime]:
 
     def to_utc(value: datetime) -> datetime:
         if value.tzinfo is None:
+            if value.fold:  # the second of two ambiguous wall times: only a datetime says so
+                return value.replace(tzinfo=zone).astimezone(utc)
             return epoch + (value - naive_epoch - offset_of(value))
         return value.astimezone(utc)
 

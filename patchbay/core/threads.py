@@ -8,6 +8,7 @@ bounded queue, so memory stays bounded and the loop never blocks. Closing the as
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypeVar
@@ -24,7 +25,11 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]], buffer: int = 2) ->
     stop = threading.Event()
 
     def put(item: object) -> bool:
-        future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+        """Hand ``item`` to the loop; False when the consumer is gone (stop, loop closed)."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+        except RuntimeError:  # the loop is closed
+            return False
         while True:
             try:
                 future.result(timeout=0.2)
@@ -33,6 +38,8 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]], buffer: int = 2) ->
                 if stop.is_set():
                     future.cancel()
                     return False
+            except concurrent.futures.CancelledError:  # the loop shut down under us
+                return False
 
     def produce() -> None:
         iterator: Iterator[T] | None = None
