@@ -431,7 +431,9 @@ class Hub:
                     "through a transform, so it cannot sort on it (order by a field mapped "
                     "from a plain column, or leave order_by out)"
                 )
-            wanted = SourceOrder(pushable.path, descending)
+            # Blank text is null in canonical records: the source must sort it with the NULLs.
+            blank = lookup_field(mapping.model, name).kind in (FieldKind.TEXT, FieldKind.EMAIL)
+            wanted = SourceOrder(pushable.path, descending, blank_is_null=blank)
             if not connector.can_order(probe, wanted):
                 raise QueryError(
                     f"cannot order {mapping.entity} by {name}: source {conf.name!r} "
@@ -584,11 +586,14 @@ class Hub:
         for source, (_, _, batch, index) in last.items():
             after[source] = batch.position_after(index)
         if plan.order_by is None:
-            # Source by source: every source before the one still going is finished.
+            # Source by source: every source before the one still going is finished, except
+            # one that failed (partial results): the next page tries it again.
+            failed = {failure.source for failure in errors}
             for source_plan in plan.sources:
                 if source_plan.source == more_from:
                     break
-                after[source_plan.source] = _DONE
+                if source_plan.source not in failed:
+                    after[source_plan.source] = _DONE
         return Page(records, self.signer.dump(plan.digest, after), quality, errors)
 
     async def get(
@@ -657,10 +662,12 @@ class Hub:
         since: datetime | str | None = None,
         order_by: str | None = None,
         consumer: str | None = None,
+        sources: Sequence[str] | None = None,
         **filters: Any,
     ) -> dict[str, Any]:
         plan = await self.plan(
-            entity, where, since=since, order_by=order_by, consumer=consumer, **filters
+            entity, where, since=since, order_by=order_by, consumer=consumer, sources=sources,
+            **filters,
         )
         return plan.describe()
 
@@ -966,11 +973,20 @@ def _source_filter(
         if op in (Op.LT, Op.LTE):
             return SourceFilter(path, Op.LTE, _naive(value + _TZ_MARGIN)), ""
         if op is Op.ISNULL:
-            return SourceFilter(path, op, value), ""
+            return _isnull(path, value)
         return None, "datetimes are compared exactly only in memory (source time zones differ)"
     if cond.field.kind is FieldKind.ANY:
         return None, "extra fields are compared in memory"
+    if op is Op.ISNULL:
+        return _isnull(path, value)
     return SourceFilter(path, op, value), ""
+
+
+def _isnull(path: str, value: bool) -> tuple[SourceFilter | None, str]:
+    # Blank source values are canonical nulls: only "is not null" narrows safely at the source.
+    if value:
+        return None, "blank values are null here but not at the source"
+    return SourceFilter(path, Op.ISNULL, False), ""
 
 
 def _naive(moment: datetime) -> datetime:

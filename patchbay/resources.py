@@ -20,10 +20,10 @@ __all__ = ["build_sql_engine"]
 
 def build_sql_engine(settings: SqlSettings, base_dir: Path) -> sa.Engine:
     url = sa.make_url(resolve_sqlite_path(settings.url, base_dir))
-    if settings.password is not None:
+    backend = url.get_backend_name()
+    if settings.password is not None and backend != "sqlite":  # a file has no password
         url = url.set(password=settings.password.get_secret_value())
     connect_args: dict[str, Any] = dict(settings.connect_args)
-    backend = url.get_backend_name()
     if backend == "sqlite" and url.database and url.database != ":memory:":
         # A URI with mode=ro: the file must exist (no empty database is created by a typo'd
         # path) and nothing can write to it through patchbay.
@@ -31,8 +31,11 @@ def build_sql_engine(settings: SqlSettings, base_dir: Path) -> sa.Engine:
             database="file:" + quote(url.database), query={**url.query, "mode": "ro", "uri": "true"}
         )
     elif backend == "postgresql":
-        options = connect_args.get("options", "")
+        # Keep the options the URL or settings give (a search_path, say) and add read-only.
+        given = [connect_args.get("options"), url.query.get("options")]
+        options = " ".join(o for o in given if isinstance(o, str) and o)
         connect_args["options"] = f"{options} -c default_transaction_read_only=on".strip()
+        url = url.difference_update_query(["options"])
     engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if backend in ("mysql", "mariadb"):
 

@@ -11,8 +11,11 @@
 * filters arrive as :class:`SourceFilter` and become bound parameters, never SQL text;
 * lines are fetched per batch of headers with one ``IN`` query, never one query per header, on a
   second connection (MySQL cannot run a query while a server-side cursor is open);
-* everything that touches the database (reflection included) runs in a worker thread, and driver
-  errors become :class:`SourceError` / :class:`SourceUnavailable` naming the source.
+* reads, ``get``, ``discover`` and ``check`` run in a worker thread (table reflection included),
+  and driver errors become :class:`SourceError` / :class:`SourceUnavailable` naming the source.
+  Planning (``accepts``, ``can_order``) is synchronous by contract and reflects a table once on
+  the caller's thread; when the database cannot be reached then, filters stay in memory and the
+  read reports the failure.
 
 Columns are selected untyped so legacy values arrive exactly as stored (a DATE column holding
 ``31/02/2019`` is the mapping's problem to report, not a crash here); reflected types are used
@@ -26,6 +29,8 @@ The database must answer as Python would on the same values, or narrow less - ne
   a case- or accent-insensitive collation only finds more rows, which the Hub re-checks;
 * ``contains`` (case-insensitive) goes to the database only for ASCII needles, and the column is
   folded as ``str.casefold`` folds it (``ß`` -> ``ss``, ``ﬁ`` -> ``fi``, ...) before ``lower()``;
+* on floating-point columns only numbers a double holds exactly as written go to the database
+  (``0.5``, not ``0.1``): the database compares doubles, Python the exact values;
 * columns of a declared query have no known types: their filters stay in memory and they cannot
   be sorted on (an ``order_by`` across sources is then an explicit error, not a wrong order).
 """
@@ -72,8 +77,8 @@ _IN_CHUNK = 500  # header keys per lines query: well under every driver's parame
 
 # The characters whose str.casefold() holds ASCII letters that SQL lower() does not give (lower()
 # folds only ASCII on SQLite, and never expands ß to ss anywhere): the column is rewritten with
-# these before lower(), so an ASCII needle matches what Python matches. Complete for Unicode 15
-# (tests/connectors/test_sql.py recomputes it for the running Python).
+# these before lower(), so an ASCII needle matches what Python matches (tests/connectors/
+# test_sql.py recomputes the table for the running Python's Unicode version).
 CASEFOLD_TO_ASCII: tuple[tuple[str, str], ...] = tuple(
     (char, char.casefold())
     for char in (
@@ -101,7 +106,13 @@ class _Bytewise(sa.sql.expression.ColumnElement[Any]):
 
 @compiles(_Bytewise)
 def _bytewise_default(element: _Bytewise, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite: BINARY compares UTF-8 bytes, which order as code points.
+    # Never used for comparisons elsewhere (accepts and can_order refuse), only a safe rendering.
+    return compiler.process(element.inner, **kw)
+
+
+@compiles(_Bytewise, "sqlite")
+def _bytewise_sqlite(element: _Bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    # BINARY compares UTF-8 bytes, which order as code points.
     return f"({compiler.process(element.inner, **kw)} COLLATE BINARY)"
 
 
@@ -328,23 +339,30 @@ class SqlConnector(Connector):
         for condition in request.filters:
             query = query.where(self._where(origin, condition))
         explicit = {o.path for o in request.order}
-        keys = [(o, *self._sort_key(origin, o.path, o.path in explicit)) for o in order]
+        keys = [(o, *self._sort_key(origin, o, o.path in explicit)) for o in order]
         if request.position is not None:
             query = query.where(_after(keys, request.position))
-        for o, col, key in keys:
+        for o, nullish, key in keys:
             # NULLs last in both directions, the same on every database.
-            query = query.order_by(col.is_(None), key.desc() if o.descending else key.asc())
+            query = query.order_by(nullish, key.desc() if o.descending else key.asc())
         return query
 
-    def _sort_key(self, origin: _Origin, path: str, explicit: bool
-                  ) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
-        """The column and the expression to sort it by. A requested order on text sorts by code
-        point, as the Hub's merge does; the id tie-breakers keep the column's own order (unique
-        under its collation, and index-friendly)."""
-        col = origin.column(path)
-        if explicit and origin.is_text(path):
-            return col, _Bytewise(col)
-        return col, col
+    def _sort_key(self, origin: _Origin, order: SourceOrder, explicit: bool
+                  ) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[Any]]:
+        """What marks a row as sorting among the NULLs, and the expression to sort by.
+
+        A requested order on text sorts by code point, as the Hub's merge does, and with
+        ``blank_is_null`` blank text sorts with the NULLs (the mapping makes it null; SQL's
+        TRIM removes spaces only, so a value of tabs alone still sorts as text). The id
+        tie-breakers keep the column's own order (unique under its collation, index-friendly).
+        """
+        col = origin.column(order.path)
+        nullish: sa.ColumnElement[bool] = col.is_(None)
+        if explicit and origin.is_text(order.path):
+            if order.blank_is_null:
+                nullish = sa.or_(col.is_(None), sa.func.trim(col) == "")
+            return nullish, _Bytewise(col)
+        return nullish, col
 
     async def read(self, request: ReadRequest) -> AsyncGenerator[Batch, None]:
         keys = [o.path for o in self._order(request)]
@@ -356,6 +374,9 @@ class SqlConnector(Connector):
                 conn = stack.enter_context(self._connect())
                 lines_conn: sa.Connection | None = None
                 result = conn.execution_options(yield_per=size).execute(query)
+                # Closed before its connection when the reader stops early: a server-side
+                # cursor left open is a leak (psycopg warns, MySQL cannot run the next query).
+                stack.callback(result.close)
                 names = list(result.keys())
                 for part in result.partitions():
                     batch = [dict(zip(names, row, strict=True)) for row in part]
@@ -367,8 +388,11 @@ class SqlConnector(Connector):
                         self._attach_lines(lines_conn, request, batch)
                     yield batch
 
-        async for batch in iterate_in_thread(self._guard(rows)):
-            yield Batch(batch, _keyset(batch, keys))
+        # aclosing: when the caller stops early (a page is full), the reader thread and its
+        # connections are released now, not whenever the generator is garbage-collected.
+        async with contextlib.aclosing(iterate_in_thread(self._guard(rows))) as batches:
+            async for batch in batches:
+                yield Batch(batch, _keyset(batch, keys))
 
     def _attach_lines(self, conn: sa.Connection, request: ReadRequest | GetRequest,
                       headers: list[dict[str, Any]]) -> None:
@@ -485,28 +509,30 @@ class SqlConnector(Connector):
         return guarded
 
 
-def _after(keys: Sequence[tuple[SourceOrder, sa.ColumnElement[Any], sa.ColumnElement[Any]]],
+def _after(keys: Sequence[tuple[SourceOrder, sa.ColumnElement[bool], sa.ColumnElement[Any]]],
            position: Any) -> sa.ColumnElement[bool]:
     """Rows strictly after ``position`` in the (NULLs-last) sort order: a keyset predicate.
 
-    ``keys`` holds, per sort column, its order, the column and the expression sorted by."""
+    ``keys`` holds, per sort column, its order, what marks a row as NULL-like there, and the
+    expression sorted by."""
     values = list(position)
     clauses: list[sa.ColumnElement[bool]] = []
     # (k1 after v1) OR (k1 = v1 AND k2 after v2) OR ...; a NULL position value means the
     # row sorts among the NULLs, after every non-NULL value.
     equal_so_far: list[sa.ColumnElement[bool]] = []
-    for (o, col, key), value in zip(keys, values, strict=True):
+    for (o, nullish, key), value in zip(keys, values, strict=True):
         after: sa.ColumnElement[bool]
         same: sa.ColumnElement[bool]
-        if value is None:
+        blank = o.blank_is_null and isinstance(value, str) and not value.strip(" ")
+        if value is None or blank:
             after = sa.false()
-            same = col.is_(None)
+            same = nullish
         else:
             bound: sa.ColumnElement[Any] = sa.literal(value)
             if isinstance(key, _Bytewise):
                 bound = _Bytewise(bound)
             bigger = key < bound if o.descending else key > bound
-            after = sa.or_(bigger, col.is_(None))
+            after = sa.or_(bigger, nullish)
             same = key == bound
         clauses.append(sa.and_(*equal_so_far, after))
         equal_so_far.append(same)
@@ -526,7 +552,9 @@ def _python_type(col_type: sa.types.TypeEngine[Any]) -> type | None:
 
 def _coerce(value: Any, col_type: sa.types.TypeEngine[Any]) -> Any:
     """``value`` as the column's Python type, or ``_NO`` when it cannot be compared safely."""
-    target = _python_type(col_type)
+    # A floating-point column compares doubles, even where the driver hands out Decimals
+    # (MySQL's DOUBLE).
+    target = float if isinstance(col_type, sa.Float) else _python_type(col_type)
     if target is None:
         return _NO
     if isinstance(value, bool) or target is bool:
@@ -548,6 +576,13 @@ def _coerce(value: Any, col_type: sa.types.TypeEngine[Any]) -> Any:
             if not -_INT64 <= value < _INT64 or value != int(value):
                 return _NO
             return int(value)
+        if target is float:
+            # The database compares doubles; Python compares the exact values (a float, or the
+            # Decimal of its repr). Both agree only for numbers a double holds exactly as
+            # written: 0.5 goes to the database, 0.1 stays in memory.
+            number = float(value)
+            exact = Decimal(number) == value and Decimal(repr(number)) == value
+            return number if exact else _NO
         return value
     if target is datetime:
         return value if isinstance(value, datetime) else _NO

@@ -82,8 +82,12 @@ class SourceFilter:
 
 @dataclass(frozen=True, slots=True)
 class SourceOrder:
+    """Sort on ``path``; NULLs last either way. ``blank_is_null``: blank text sorts as NULL
+    (the mapping turns it into null, so the merge expects it among the NULLs)."""
+
     path: str
     descending: bool = False
+    blank_is_null: bool = False
 
 
 @dataclass(frozen=True, slots=True)
