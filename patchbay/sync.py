@@ -123,10 +123,21 @@ class SyncHub:
             return
         try:
             self._run(self.hub.close())
+            # Async generators a caller left unfinished are closed here, on their own loop,
+            # and the clean-ups they started (a reader thread to join) are waited for.
+            self._run(self._loop.shutdown_asyncgens())
+            self._run(_drain())
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
             self._loop.close()
+
+
+async def _drain() -> None:
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    if pending:
+        await asyncio.wait(pending, timeout=5)
 
 
 async def _make(config: Config, kwargs: dict[str, Any]) -> Hub:

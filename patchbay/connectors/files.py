@@ -28,6 +28,7 @@ those that sort before that file and the first ``row`` records of it.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import glob
 import os
@@ -233,8 +234,10 @@ class FileConnector(Connector):
             if rows:
                 yield rows, segments
 
-        async for rows, segments in iterate_in_thread(self._guard(batches)):
-            yield Batch(rows, _positions(segments))
+        # aclosing: a caller that stops early (a full page) stops the reader thread now.
+        async with contextlib.aclosing(iterate_in_thread(self._guard(batches))) as chunks:
+            async for rows, segments in chunks:
+                yield Batch(rows, _positions(segments))
 
     def _load_lines(self, lines: LinesRequest, spec: _Spec) -> dict[tuple[str, ...], list[Row]]:
         """Every line row by its key, read once per read.
@@ -267,9 +270,10 @@ class FileConnector(Connector):
                     if number % _GET_PROGRESS == 0:
                         yield []  # lets a cancelled caller stop the scan
 
-        async for found in iterate_in_thread(self._guard(find), buffer=1):
-            if found:
-                return found[0]
+        async with contextlib.aclosing(iterate_in_thread(self._guard(find), buffer=1)) as scan:
+            async for found in scan:
+                if found:
+                    return found[0]
         return None
 
     def _matching_lines(self, lines: LinesRequest, spec: _Spec, key: tuple[str, ...]

@@ -140,6 +140,9 @@ def _column_plan(conn: sa.Connection, table: str, info: dict[str, Any], key: boo
         if isinstance(declared, sa.Date) and _all_parse(conn, table, name, date.fromisoformat):
             return plan(sa.Date(), "date")
     if not kinds and not isinstance(declared, sa.types.NullType):
+        if key and isinstance(declared, sa.String):
+            # An empty text key (Northwind's CustomerDemographics): still indexable on MariaDB.
+            return plan(_text(declared.length or 0, key))
         return plan(declared)  # an empty column keeps what was declared
     return text
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ from patchbay.core.connector import (
 )
 from patchbay.core.errors import SourceError, SourceUnavailable
 from patchbay.core.mapping import LINES_KEY, ROW_ERRORS_KEY
+from patchbay.testing import ConformanceCase, ConnectorConformance
 
 OWNER = "crm-team@acme.example"
 
@@ -599,3 +601,45 @@ async def test_base_dir_defaults_to_cwd(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.chdir(tmp_path)
     conn = FileConnector(FileSettings(), Resources(source="crm"))
     assert await rows(conn, request({"file": "crm.csv"})) == [{"id": "1"}]
+
+
+# --- the conformance kit ----------------------------------------------------------------------
+
+
+def _dated_exports(folder: Path) -> None:
+    """Three nightly exports of an invoicing tool, one with a row whose id is missing."""
+    header = "INVOICE;CUSTOMER;DATE;AMOUNT;EMAIL\n"
+    days = {
+        "2024-01-29": ["1001;C1;29.01.2024;1.200,00;a@x.example", "1002;C2;29.01.2024;80,50;"],
+        "2024-01-30": ["1003;C1;30.01.2024;15,00;B@X.example", ";C3;30.01.2024;1,00;"],
+        "2024-01-31": [f"{1004 + i};C{i % 4};31.01.2024;{i},25;c{i}@x.example" for i in range(9)],
+    }
+    for day, rows in days.items():
+        (folder / f"invoices_{day}.csv").write_text(header + "\n".join(rows) + "\n")
+
+
+class TestFileConformance(ConnectorConformance):
+    @pytest.fixture(params=["crm-export", "dated-folder"])
+    def case(self, request: pytest.FixtureRequest, demo_dir: Path) -> ConformanceCase:
+        if request.param == "crm-export":
+            config = yaml.safe_load((demo_dir / "patchbay.yaml").read_text())
+            config.pop("state", None)
+            return ConformanceCase(config=config, base_dir=demo_dir, source="crm",
+                                   entity="contact", quarantined=1)
+        _dated_exports(demo_dir)
+        config = {"version": 1, "sources": {"billing": {
+            "connector": "files",
+            "defaults": {"currency": "EUR", "decimal": "comma"},
+            "entities": {"invoice": {
+                "from": {"files": "invoices_*.csv"},
+                "id": "INVOICE",
+                "fields": {
+                    "customer_id": {"path": "CUSTOMER", "transform": "ref"},
+                    "issued_on": {"path": "DATE", "transform": "date:%d.%m.%Y"},
+                    "total": {"path": "AMOUNT", "transform": "money"},
+                    "extra.email": {"path": "EMAIL", "transform": "email"},
+                },
+            }},
+        }}}
+        return ConformanceCase(config=config, base_dir=demo_dir, source="billing",
+                               entity="invoice", quarantined=1, page_sizes=(1, 4, 5))

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode
 
 import pytest
 import sqlalchemy as sa
@@ -51,6 +50,7 @@ from patchbay.core.mapping import LINES_KEY
 from patchbay.core.registry import EntityRegistry
 from patchbay.demo.generate import BROKEN, ERP_COLUMNS, DemoFiles
 from patchbay.hub import Hub
+from patchbay.testing import ConformanceCase, ConnectorConformance
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = yaml.safe_load((ROOT / "examples" / "patchbay.yaml").read_text(encoding="utf-8"))
@@ -154,21 +154,6 @@ class Backend:
         return set(sa.inspect(engine or self.engine).get_table_names())
 
 
-def pg_settings(url: str) -> dict[str, Any]:
-    """The source settings for the fixture URL, with its ``options`` moved to ``connect_args``.
-
-    Works around the resources.py bug shown by test_postgres_url_options_are_kept: the URL's
-    ``options=-csearch_path=...`` is replaced by the read-only option instead of extended.
-    """
-    base, _, query = url.partition("?")
-    params = dict(parse_qsl(query))
-    options = params.pop("options", "")
-    settings: dict[str, Any] = {"url": base + (f"?{urlencode(params)}" if params else "")}
-    if options:
-        settings["connect_args"] = {"options": options}
-    return settings
-
-
 @pytest.fixture(scope="session")
 def scratch_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_scratch(tmp_path_factory.mktemp("scratch") / "scratch.sqlite")
@@ -197,7 +182,7 @@ def backend(request: pytest.FixtureRequest, demo_files: DemoFiles, scratch_file:
         copied = copy_sqlite(demo_files.erp, url)
         assert set(copied) == set(ERP_COLUMNS)
         copy_sqlite(scratch_file, url)
-        settings = pg_settings(url) if name == "postgresql" else {"url": url}
+        settings = {"url": url}
         direct = engine(url)
         down = ("postgresql+psycopg://patchbay@127.0.0.1:1/erp" if name == "postgresql"
                 else "mysql+pymysql://patchbay@127.0.0.1:1/erp")
@@ -1086,3 +1071,17 @@ async def test_engines_cannot_write(backend: Backend, make_hub: MakeHub) -> None
         with pytest.raises(sa.exc.DBAPIError):
             _write(engine, items.update().values(DESCR="changed"))
     assert backend.count("ITEMS") == before
+
+
+# === the conformance kit, on every backend ====================================================
+
+
+class TestSqlConformance(ConnectorConformance):
+    @pytest.fixture(params=[("erp", "contact", 0), ("erp", "company", 1), ("erp", "invoice", 3),
+                            ("erp", "order", 0), ("plain", "product", 0), ("adhoc", "order", 0)],
+                    ids=lambda p: f"{p[0]}-{p[1]}")
+    def case(self, request: pytest.FixtureRequest, backend: Backend,
+             tmp_path: Path) -> ConformanceCase:
+        source, entity, quarantined = request.param
+        return ConformanceCase(config=config_data(backend, tmp_path), source=source,
+                               entity=entity, quarantined=quarantined, entities=registry())
