@@ -10,6 +10,7 @@ Records go to stdout, the quality summary and progress to stderr. Exit codes:
 4     not found (a record, an entity, a quarantine entry)
 5     strict mode: a row failed validation
 6     the consumer may not do this
+7     ``check``: schema drift, a mapped column disappeared or changed type
 ====  ==================================================================================
 """
 
@@ -33,6 +34,7 @@ from rich.table import Table
 
 from patchbay.config import Config, load_config
 from patchbay.core.consumers import AccessDenied
+from patchbay.core.drift import Drift
 from patchbay.core.entities import Record
 from patchbay.core.errors import (
     ConfigError,
@@ -50,7 +52,9 @@ from patchbay.render import cell, default_columns, to_json, value_at
 
 __all__ = ["app", "main"]
 
-EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_SOURCE, EXIT_NOT_FOUND, EXIT_STRICT, EXIT_DENIED = range(7)
+EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_SOURCE, EXIT_NOT_FOUND, EXIT_STRICT, EXIT_DENIED, EXIT_DRIFT = (
+    range(8)
+)
 
 app = typer.Typer(
     name="patchbay",
@@ -345,20 +349,46 @@ def explain(
 
 @app.command()
 @_friendly
-def check() -> None:
-    """Reach every source; exit 3 when any is failing."""
-    results = _run(lambda hub: hub.check())
+def check(
+    accept_schema: Annotated[
+        bool, typer.Option("--accept-schema", help="Record today's schema as the baseline.")
+    ] = False,
+) -> None:
+    """Reach every source and compare its schema with what the mappings read.
+
+    Exit 3 when a source is failing, 7 when a mapped column disappeared or changed type.
+    """
+
+    async def run(hub: Hub) -> tuple[dict[str, SourceFailure | None], list[Drift]]:
+        health = await hub.check()
+        healthy = [name for name, failure in health.items() if failure is None]
+        return health, await hub.drift(healthy, accept=accept_schema)
+
+    results, findings = _run(run)
     config = _config()
     table = Table("source", "status", "owner", "detail")
     for name, failure in results.items():
         owner = config.sources[name].owner or ""
-        if failure is None:
-            table.add_row(name, "[green]ok[/]", owner, "")
-        else:
+        drifted = [f for f in findings if f.source == name]
+        if failure is not None:
             table.add_row(name, "[red]failing[/]", owner, failure.error)
+        elif drifted:
+            table.add_row(name, "[yellow]schema drift[/]", owner, f"{len(drifted)} findings")
+        else:
+            table.add_row(name, "[green]ok[/]", owner, "")
     out.print(table)
+    if findings:
+        drift = Table("source", "owner", "mapping path", "problem", "detail",
+                      title="schema drift")
+        for f in findings:
+            drift.add_row(f.source, f.owner or "", f.mapping_path, f.problem, f.detail)
+        out.print(drift)
+        if accept_schema:
+            err.print("recorded the current schema as the baseline", highlight=False)
     if any(results.values()):
         raise typer.Exit(EXIT_SOURCE)
+    if findings and not accept_schema:
+        raise typer.Exit(EXIT_DRIFT)
 
 
 @app.command()

@@ -45,9 +45,11 @@ from patchbay.core.connector import (
     SourceOrder,
     SourceSchema,
     SqlSettings,
+    TableInfo,
 )
 from patchbay.core.consumers import LOCAL, AccessDenied, Consumer
 from patchbay.core.cursor import CursorSigner, query_digest
+from patchbay.core.drift import Drift, SchemaBaseline, compare, origin_key
 from patchbay.core.entities import Record
 from patchbay.core.errors import (
     ConfigError,
@@ -221,6 +223,7 @@ class Hub:
         self.pushdown = pushdown
         self._connectors: dict[str, Connector] = {}
         self._engines: list[sa.Engine] = []
+        self._state: sa.Engine | None = None
         self._quarantine: QuarantineStore | None = None
         self._signer: CursorSigner | None = None
         self._lock = asyncio.Lock()
@@ -247,14 +250,20 @@ class Hub:
     # --- state ---------------------------------------------------------------------------------
 
     @property
-    def quarantine(self) -> QuarantineStore:
-        if self._quarantine is None:
+    def state_engine(self) -> sa.Engine:
+        """The engine of patchbay's own tables (the ``state`` URL), opened on first use."""
+        if self._state is None:
             url = self.config.state_url
             if url.startswith("sqlite:///") and ":memory:" not in url:
                 Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(url, pool_pre_ping=True)
-            self._engines.append(engine)
-            self._quarantine = QuarantineStore(engine)
+            self._state = sa.create_engine(url, pool_pre_ping=True)
+            self._engines.append(self._state)
+        return self._state
+
+    @property
+    def quarantine(self) -> QuarantineStore:
+        if self._quarantine is None:
+            self._quarantine = QuarantineStore(self.state_engine)
         return self._quarantine
 
     @property
@@ -341,6 +350,7 @@ class Hub:
         engines, self._engines = self._engines, []
         for engine in engines:
             engine.dispose()
+        self._state = None
         self._quarantine = None
 
     # --- planning ------------------------------------------------------------------------------
@@ -666,7 +676,12 @@ class Hub:
         **filters: Any,
     ) -> dict[str, Any]:
         plan = await self.plan(
-            entity, where, since=since, order_by=order_by, consumer=consumer, sources=sources,
+            entity,
+            where,
+            since=since,
+            order_by=order_by,
+            consumer=consumer,
+            sources=sources,
             **filters,
         )
         return plan.describe()
@@ -690,6 +705,50 @@ class Hub:
 
         results = await asyncio.gather(*(one(name) for name in names))
         return dict(zip(names, results, strict=True))
+
+    async def drift(
+        self, sources: Sequence[str] | None = None, *, accept: bool = False
+    ) -> list[Drift]:
+        """Schema drift of the sources' mapped columns (see :mod:`patchbay.core.drift`).
+
+        The first check of a source records its column types as the baseline; ``accept=True``
+        records the current schema as the new baseline after reporting.
+        """
+        baseline = SchemaBaseline(self.state_engine)
+        findings: list[Drift] = []
+        for name in sources or list(self.config.sources):
+            conf = self._source_config(name)
+            connector = await self.connector(name)
+            if Capability.DISCOVER not in connector.capabilities:
+                continue
+            origins = {
+                origin_key(origin): origin
+                for mapping in conf.mappings.values()
+                for _, _, origin in mapping.reads()
+            }
+            described: dict[str, TableInfo | None] = {}
+            for key, origin in origins.items():
+                try:
+                    described[key] = await connector.describe(origin)
+                except SourceError:
+                    raise
+                except Exception as exc:
+                    raise _wrap(conf, exc) from exc
+            recorded = await asyncio.to_thread(baseline.get, name)
+            for entity, mapping in conf.mappings.items():
+                findings.extend(
+                    compare(
+                        source=name,
+                        owner=conf.owner,
+                        entity=entity,
+                        reads=mapping.reads(),
+                        described=described,
+                        baseline=recorded,
+                    )
+                )
+            if accept or not recorded:
+                await asyncio.to_thread(baseline.record, name, described)
+        return findings
 
     async def discover(self, source: str) -> SourceSchema:
         conf = self._source_config(source)

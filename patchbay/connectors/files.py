@@ -306,6 +306,29 @@ class FileConnector(Connector):
             return schema
         raise AssertionError("discover yielded nothing")
 
+    async def describe(self, origin: Mapping[str, Any]) -> TableInfo | None:
+        """The columns of an entity's file as it is now (of a glob: its newest file)."""
+        spec = self._spec(origin, "describe")
+
+        def header() -> Iterator[TableInfo | None]:
+            files = self._list(spec)
+            if not files:
+                yield None
+                return
+            file = files[-1]
+            if spec.fixed:
+                names = [name for name, _, _ in spec.layout]
+            elif spec.columns is not None:
+                names = list(spec.columns)
+            else:
+                names = self._csv_header(file, spec)
+            yield TableInfo(file.name, tuple(ColumnInfo(n, "text") for n in names))
+
+        async with contextlib.aclosing(iterate_in_thread(self._guard(header), buffer=1)) as out:
+            async for info in out:
+                return info
+        return None
+
     async def check(self) -> None:
         def probe() -> Iterator[None]:
             self._require_directory()

@@ -475,6 +475,37 @@ class SqlConnector(Connector):
         ]
         return schemas[0]
 
+    async def describe(self, origin: Mapping[str, Any]) -> TableInfo | None:
+        """A table's columns and types as they are now; a declared query's column names (types
+        are only known once it runs: ``"unknown"``). A table that is gone has no columns."""
+
+        def inspect() -> Iterator[TableInfo]:
+            with self._connect() as conn:
+                if "table" in origin:
+                    name = str(origin["table"])
+                    try:
+                        table = self._reflect(conn, name, origin.get("schema", self.schema))
+                    except SourceError:
+                        yield TableInfo(name, ())
+                        return
+                    yield TableInfo(
+                        table.name,
+                        tuple(ColumnInfo(c.name, str(c.type), bool(c.nullable))
+                              for c in table.columns),
+                        tuple(c.name for c in table.primary_key.columns),
+                    )
+                    return
+                sql = str(origin["query"]).replace(":", "\\:")
+                probe = sa.select(sa.text("*")).select_from(
+                    sa.text(f"({sql}) AS patchbay_probe")).where(sa.false())
+                names = list(conn.execute(probe).keys())
+                yield TableInfo("(declared query)", tuple(ColumnInfo(n, "unknown") for n in names))
+
+        infos: list[TableInfo] = [
+            info async for info in iterate_in_thread(self._guard(inspect), buffer=1)
+        ]
+        return infos[0]
+
     async def check(self) -> None:
         def ping() -> Iterator[None]:
             with self._connect() as conn:

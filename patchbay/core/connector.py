@@ -61,7 +61,7 @@ class Capability(enum.StrEnum):
 _REQUIRES: Mapping[Capability, str] = {
     Capability.READ: "read",
     Capability.GET: "get",
-    Capability.DISCOVER: "discover",
+    Capability.DISCOVER: "discover",  # and describe
     Capability.CHECK: "check",
 }
 
@@ -215,6 +215,14 @@ class Connector:
         raise NotImplementedError
 
     async def discover(self) -> SourceSchema:
+        raise NotImplementedError
+
+    async def describe(self, origin: Mapping[str, Any]) -> TableInfo | None:
+        """The columns one ``from:`` block has right now (what schema drift is checked against).
+
+        Connectors that declare DISCOVER implement it; ``None`` means the origin cannot be
+        described (a declared query whose columns only exist when it runs, say).
+        """
         raise NotImplementedError
 
     async def check(self) -> None:

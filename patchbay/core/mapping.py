@@ -347,6 +347,27 @@ class Mapping:
                     paths.append(path)
         return tuple(paths)
 
+    def reads(self) -> list[tuple[str, str, MappingABC[str, Any]]]:
+        """What the mapping reads: (path in the spec, source path, the ``from:`` it reads in)."""
+        spec = self.spec
+        out: list[tuple[str, str, MappingABC[str, Any]]] = []
+        for path in _as_tuple(spec.id):
+            out.append(("id", path, spec.origin))
+        entries: dict[str, FieldEntry] = dict(spec.fields)
+        if spec.updated_at is not None:
+            entries = {**entries, "updated_at": spec.updated_at}
+        for target, entry in entries.items():
+            where = "updated_at" if target == "updated_at" else f"fields.{target}"
+            for path in _spec_paths({target: entry}):
+                out.append((where, path, spec.origin))
+        if spec.lines is not None:
+            for path in _as_tuple(spec.lines.key):
+                out.append(("lines.key", path, spec.lines.origin))
+            for target, entry in spec.lines.fields.items():
+                for path in _spec_paths({target: entry}):
+                    out.append((f"lines.fields.{target}", path, spec.lines.origin))
+        return out
+
     def map_batch(self, rows: Sequence[MappingABC[str, Any]], *, raw: bool = False) -> MappedBatch:
         # The cyclic GC would walk the batch's fresh records again and again while they are
         # held (see ../shared/notes/performance.md); records hold no cycles, so pause it for
