@@ -25,10 +25,8 @@ def retype_credit_limit(erp: Path) -> None:
     """CREDIT_LIM goes from TEXT to REAL, the way a migration script would do it in SQLite."""
     db = sqlite3.connect(erp)
     columns = [row[1] for row in db.execute("PRAGMA table_info(CUSTOMERS)")]
-    decls = ", ".join(
-        f"{c} {'REAL' if c == 'CREDIT_LIM' else ('INTEGER PRIMARY KEY' if c == 'CUST_NO' else 'TEXT')}"
-        for c in columns
-    )
+    kinds = {"CREDIT_LIM": "REAL", "CUST_NO": "INTEGER PRIMARY KEY"}
+    decls = ", ".join(f"{c} {kinds.get(c, 'TEXT')}" for c in columns)
     db.executescript(f"""
         CREATE TABLE NEW_CUSTOMERS ({decls});
         INSERT INTO NEW_CUSTOMERS SELECT * FROM CUSTOMERS;
