@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from patchbay.config import Config, SourceConfig, load_config
 from patchbay.core.connector import SourceSchema
+from patchbay.core.drift import Drift
 from patchbay.core.entities import Record
 from patchbay.core.filters import Filter
 from patchbay.core.quality import QualityReport, SourceFailure
@@ -116,6 +117,9 @@ class SyncHub:
 
     def discover(self, source: str) -> SourceSchema:
         return self._run(self.hub.discover(source))
+
+    def drift(self, sources: Sequence[str] | None = None, *, accept: bool = False) -> list[Drift]:
+        return self._run(self.hub.drift(sources, accept=accept))
 
     def close(self) -> None:
         """Close the Hub and stop the background loop. Safe to call twice."""

@@ -193,6 +193,9 @@ class ConnectorConformance:
         flat = [p for p in mapping.source_paths if "." not in p]
         missing = [p for p in flat if p.lower() not in columns]
         assert not missing, f"discover does not list the mapped columns {missing}"
+        # describe() of each origin the mapping reads shows no drift on an unchanged source.
+        assert hub.drift([case.source]) == []
+        assert hub.drift([case.source]) == [], "the baseline just recorded does not hold"
 
 
 # --- conditions built from the data ----------------------------------------------------------
