@@ -44,6 +44,7 @@ from patchbay.core.errors import (
     QueryError,
     RecordNotFound,
     SourceError,
+    SourceUnavailable,
 )
 from patchbay.core.filters import split_key
 from patchbay.core.quality import QualityReport, SourceFailure
@@ -361,8 +362,15 @@ def check(
 
     async def run(hub: Hub) -> tuple[dict[str, SourceFailure | None], list[Drift]]:
         health = await hub.check()
-        healthy = [name for name, failure in health.items() if failure is None]
-        return health, await hub.drift(healthy, accept=accept_schema)
+        findings: list[Drift] = []
+        for name in [name for name, failure in health.items() if failure is None]:
+            try:
+                findings.extend(await hub.drift([name], accept=accept_schema))
+            except SourceError as exc:  # reachable, but what a mapping reads is not there
+                health[name] = SourceFailure(
+                    name, exc.owner, exc.detail, isinstance(exc, SourceUnavailable)
+                )
+        return health, findings
 
     results, findings = _run(run)
     config = _config()

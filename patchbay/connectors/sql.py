@@ -37,11 +37,12 @@ The database must answer as Python would on the same values, or narrow less - ne
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import threading
 from collections import defaultdict
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -388,6 +389,15 @@ class SqlConnector(Connector):
                         self._attach_lines(lines_conn, request, batch)
                     yield batch
 
+        if self.engine.dialect.name == "sqlite":
+            # SQLite runs in this process: a reader thread would only fight the mapping for
+            # the GIL (about a fifth of the time of a full read). Read in place, one batch per
+            # step, giving the event loop a turn between batches.
+            with contextlib.closing(self._guard(rows)()) as reader:
+                for batch in reader:
+                    yield Batch(batch, _keyset(batch, keys))
+                    await asyncio.sleep(0)
+            return
         # aclosing: when the caller stops early (a page is full), the reader thread and its
         # connections are released now, not whenever the generator is garbage-collected.
         async with contextlib.aclosing(iterate_in_thread(self._guard(rows))) as batches:
@@ -520,11 +530,11 @@ class SqlConnector(Connector):
     def _connect(self) -> sa.Connection:
         return self.engine.connect()
 
-    def _guard(self, make: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:
+    def _guard(self, make: Callable[[], Iterator[Any]]) -> Callable[[], Generator[Any, None, None]]:
         """Wrap a blocking generator so driver errors become SourceErrors naming the source."""
         source, owner = self.res.source, self.res.owner
 
-        def guarded() -> Iterator[Any]:
+        def guarded() -> Generator[Any, None, None]:
             try:
                 yield from make()
             except DBAPIError as exc:

@@ -206,6 +206,7 @@ class _Step:
     required: bool
     container: str | None  # "address", "extra" or None for a top-level field
     key: str
+    cacheable: bool = False  # every transform is a pure function of one text value
 
 
 def _field_steps(
@@ -493,14 +494,33 @@ def compile_steps(steps: Sequence[_Step]) -> _Apply:
                 if step.required
                 else f"nulled[{step.target + ': '!r} + kind(e)] += 1"
             )
-            lines += [
-                "    if v is not None:",
+            call = [
                 "        try:",
                 f"            v = f{i}(v)",
                 "        except (ValueError, ArithmeticError) as e:",
                 f"            v = {'False' if step.required else 'None'}",
                 f"            {failure}",
             ]
+            if step.cacheable:
+                # Results of text values are remembered (failures are not), up to a bound.
+                namespace[f"c{i}"] = {}
+                namespace["MISS"] = _MISS
+                namespace["CACHE_SIZE"] = _CACHE_SIZE
+                lines += [
+                    "    if v.__class__ is str:",
+                    f"        r = c{i}.get(v, MISS)",
+                    "        if r is not MISS:",
+                    "            v = r",
+                    "        else:",
+                    "            k = v",
+                    *("    " + line for line in call),
+                    "            else:",
+                    f"                if len(c{i}) < CACHE_SIZE: c{i}[k] = v",
+                    "    elif v is not None:",
+                    *call,
+                ]
+            else:
+                lines += ["    if v is not None:", *call]
         else:
             lines.append("    if v.__class__ is str and not v.strip(): v = None")
         target = "data" if step.container is None else f"c_{step.container}"
@@ -520,6 +540,10 @@ def compile_steps(steps: Sequence[_Step]) -> _Apply:
         lines += [f"    if c_{name}:", f"        data[{name!r}] = c_{name}"]
     exec("\n".join(lines), namespace)  # noqa: S102 - code built from our own templates only
     return namespace["apply"]  # type: ignore[no-any-return]
+
+
+_MISS = object()
+_CACHE_SIZE = 4096  # distinct values remembered per field and mapping
 
 
 def _plain_path(step: _Step) -> str | None:

@@ -61,6 +61,9 @@ class Transform:
     form: SourceForm | None = None
     # Takes the tuple of values of a multi-column path (``money`` with [AMOUNT, CURRENCY]).
     takes_tuple: bool = False
+    # Worth remembering per distinct source text: legacy columns of dates, codes and countries
+    # repeat the same few thousand values across millions of rows.
+    cacheable: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -75,11 +78,13 @@ def _text_arg(args: Any, name: str) -> str | None:
     raise ValueError(f"{name} takes a text argument, got {type(args).__name__}")
 
 
-def _simple(name: str, fn: Callable[[Any], Any], form: SourceForm | None = None) -> Factory:
+def _simple(
+    name: str, fn: Callable[[Any], Any], form: SourceForm | None = None, cacheable: bool = False
+) -> Factory:
     def factory(args: Any, ctx: TransformContext) -> Transform:
         if args not in (None, ""):
             raise ValueError(f"{name} takes no arguments")
-        return Transform(name, fn, form)
+        return Transform(name, fn, form, cacheable=cacheable)
 
     return factory
 
@@ -122,7 +127,7 @@ def _phone(args: Any, ctx: TransformContext) -> Transform:
 
 
 def _date(args: Any, ctx: TransformContext) -> Transform:
-    return Transform("date", n.compile_date(_text_arg(args, "date")))
+    return Transform("date", n.compile_date(_text_arg(args, "date")), cacheable=True)
 
 
 def _datetime(args: Any, ctx: TransformContext) -> Transform:
@@ -131,7 +136,7 @@ def _datetime(args: Any, ctx: TransformContext) -> Transform:
     # "datetime:%d/%m/%Y %H:%M@Europe/Paris" overrides the source's time zone for one field.
     if fmt and "@" in fmt:
         fmt, _, tz = fmt.rpartition("@")
-    return Transform("datetime", n.compile_datetime(fmt or None, tz))
+    return Transform("datetime", n.compile_datetime(fmt or None, tz), cacheable=True)
 
 
 def _decimal(args: Any, ctx: TransformContext) -> Transform:
@@ -179,7 +184,7 @@ def _map(args: Any, ctx: TransformContext) -> Transform:
             "map takes a mapping of source codes to canonical values, e.g. {A: active}"
         )
     table = {str(k): (None if v is None else str(v)) for k, v in args.items()}
-    return Transform("map", n.compile_enum(table))  # type: ignore[arg-type]
+    return Transform("map", n.compile_enum(table), cacheable=True)  # type: ignore[arg-type]
 
 
 def _ref(args: Any, ctx: TransformContext) -> Transform:
@@ -219,9 +224,9 @@ TRANSFORMS: Mapping[str, Factory] = {
     "datetime": _datetime,
     "decimal": _decimal,
     "money": _money,
-    "currency": _simple("currency", n.currency),
-    "country": _simple("country", n.country),
-    "bool": _simple("bool", n.boolean),
+    "currency": _simple("currency", n.currency, cacheable=True),
+    "country": _simple("country", n.country, cacheable=True),
+    "bool": _simple("bool", n.boolean, cacheable=True),
     "int": _simple("int", _int),
     "map": _map,
     "ref": _ref,
