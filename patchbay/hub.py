@@ -175,21 +175,32 @@ class Page:
     errors: list[SourceFailure]
 
 
-# One delivered record: (record, source name, the connector's batch, index of its row there).
-# The resume position is computed from batch and index only where a cursor needs it.
-Hit = tuple[Record, str, Batch, int]
-Hits = list[Hit]
+@dataclass(slots=True)
+class Chunk:
+    """Records of one source batch that passed the filter, with their rows' indexes there.
+
+    Records travel through the pipeline in chunks; the resume position after a record is
+    computed from ``batch`` and its index only where a cursor needs it.
+    """
+
+    source: str
+    batch: Batch
+    records: list[Record]
+    indexes: list[int]
+
+    def head(self, count: int) -> Chunk:
+        return Chunk(self.source, self.batch, self.records[:count], self.indexes[:count])
 
 
 class QueryStream:
     """``async for record in hub.query(...)``; ``quality`` and ``errors`` fill in as it runs."""
 
-    def __init__(self, run: Callable[[QueryStream], AsyncGenerator[Hits, None]]):
+    def __init__(self, run: Callable[[QueryStream], AsyncGenerator[Chunk, None]]):
         self.quality = QualityReport()
         self.errors: list[SourceFailure] = []
         self._run = run
-        self._chunks: AsyncGenerator[Hits, None] | None = None
-        self._current: Hits = []
+        self._chunks: AsyncGenerator[Chunk, None] | None = None
+        self._current: list[Record] = []
         self._index = 0
 
     def __aiter__(self) -> QueryStream:
@@ -200,11 +211,11 @@ class QueryStream:
         while self._index >= len(self._current):
             if self._chunks is None:
                 self._chunks = self._run(self)
-            self._current = await self._chunks.__anext__()
+            self._current = (await self._chunks.__anext__()).records
             self._index = 0
-        hit = self._current[self._index]
+        record = self._current[self._index]
         self._index += 1
-        return hit[0]
+        return record
 
     async def aclose(self) -> None:
         if self._chunks is not None:
@@ -502,7 +513,7 @@ class Hub:
     ) -> QueryStream:
         """Stream matching records: ``async for record in hub.query("contact", email=...)``."""
 
-        async def run(stream: QueryStream) -> AsyncGenerator[Hits, None]:
+        async def run(stream: QueryStream) -> AsyncGenerator[Chunk, None]:
             plan = await self.plan(
                 entity,
                 where,
@@ -526,10 +537,10 @@ class Hub:
                 )
             ) as chunks:
                 async for chunk in chunks:
-                    if limit is not None and produced + len(chunk) >= limit:
-                        yield chunk[: limit - produced]
+                    if limit is not None and produced + len(chunk.records) >= limit:
+                        yield chunk.head(limit - produced)
                         break
-                    produced += len(chunk)
+                    produced += len(chunk.records)
                     yield chunk
 
         return QueryStream(run)
@@ -566,7 +577,7 @@ class Hub:
         quality = QualityReport()
         errors: list[SourceFailure] = []
         records: list[Record] = []
-        last: dict[str, Hit] = {}
+        last: dict[str, tuple[Batch, int]] = {}  # per source, where its last record came from
         more_from: str | None = None
         async with contextlib.aclosing(
             self._execute(
@@ -581,19 +592,21 @@ class Hub:
             )
         ) as chunks:
             async for chunk in chunks:
-                for hit in chunk:
-                    if len(records) == limit:
-                        more_from = hit[1]
-                        break
-                    records.append(hit[0])
-                    last[hit[1]] = hit
-                if more_from is not None:
+                room = limit - len(records)
+                if room <= 0:
+                    more_from = chunk.source
+                    break
+                taken = chunk.records[:room]
+                records.extend(taken)
+                last[chunk.source] = (chunk.batch, chunk.indexes[len(taken) - 1])
+                if len(taken) < len(chunk.records):
+                    more_from = chunk.source
                     break
         if more_from is None:
             return Page(records, None, quality, errors)
         # Sources not reached on this page keep the position they had.
         after = dict(positions)
-        for source, (_, _, batch, index) in last.items():
+        for source, (batch, index) in last.items():
             after[source] = batch.position_after(index)
         if plan.order_by is None:
             # Source by source: every source before the one still going is finished, except
@@ -775,7 +788,7 @@ class Hub:
         strict: bool,
         raw: bool,
         batch_hint: int | None,
-    ) -> AsyncGenerator[Hits, None]:
+    ) -> AsyncGenerator[Chunk, None]:
         streams = []
         for source_plan in plan.sources:
             position = positions.get(source_plan.source)
@@ -803,7 +816,7 @@ class Hub:
 
     async def _guarded(
         self, stream: _Prefetch, errors: list[SourceFailure], partial: bool
-    ) -> AsyncGenerator[Hits, None]:
+    ) -> AsyncGenerator[Chunk, None]:
         try:
             async for chunk in stream:
                 yield chunk
@@ -816,31 +829,26 @@ class Hub:
 
     async def _merge(
         self, streams: list[_Prefetch], plan: Plan, errors: list[SourceFailure], partial: bool
-    ) -> AsyncGenerator[Hits, None]:
+    ) -> AsyncGenerator[Chunk, None]:
         """A streaming k-way merge: one record per source ahead, nothing more buffered."""
         assert plan.order_by is not None
         name, descending = plan.order_by
         read = getter(lookup_field(plan.model, name))
-        heap: list[tuple[_SortKey, int, Hit]] = []
+        heap: list[tuple[_SortKey, int, Chunk]] = []
         sources = [_Records(self._guarded(s, errors, partial)) for s in streams]
 
         async def pull(index: int) -> None:
-            hit = await sources[index].next()
-            if hit is not None:
-                heapq.heappush(heap, (_SortKey(read(hit[0]), descending), index, hit))
+            one = await sources[index].next()
+            if one is not None:
+                key = _SortKey(read(one.records[0]), descending)
+                heapq.heappush(heap, (key, index, one))
 
         for index in range(len(sources)):
             await pull(index)
-        out: Hits = []
         while heap:
-            _, index, hit = heapq.heappop(heap)
-            out.append(hit)
-            if len(out) >= 256:
-                yield out
-                out = []
+            _, index, one = heapq.heappop(heap)
+            yield one
             await pull(index)
-        if out:
-            yield out
 
     async def _read_source(
         self,
@@ -851,7 +859,7 @@ class Hub:
         strict: bool,
         raw: bool,
         batch_hint: int | None,
-    ) -> AsyncGenerator[Hits, None]:
+    ) -> AsyncGenerator[Chunk, None]:
         name = source_plan.source
         conf = self._source_config(name)
         mapping = source_plan.mapping
@@ -877,14 +885,15 @@ class Hub:
                                 bad.source, bad.entity, bad.remote_id, bad.reasons
                             )
                         await self._keep_aside(stats, mapped.quarantined)
-                    pairs = zip(mapped.indexes, mapped.records, strict=True)
-                    if predicate is None:
-                        out: Hits = [(record, name, batch, index) for index, record in pairs]
-                    else:
-                        out = [(rec, name, batch, i) for i, rec in pairs if predicate(rec)]
-                    stats.delivered += len(out)
-                    if out:
-                        yield out
+                    chunk = Chunk(name, batch, mapped.records, mapped.indexes)
+                    if predicate is not None:
+                        kept = [i for i, rec in enumerate(chunk.records) if predicate(rec)]
+                        if len(kept) < len(chunk.records):
+                            chunk.records = [chunk.records[i] for i in kept]
+                            chunk.indexes = [chunk.indexes[i] for i in kept]
+                    stats.delivered += len(chunk.records)
+                    if chunk.records:
+                        yield chunk
         except (SourceError, QuarantinedRecord):
             raise
         except Exception as exc:
@@ -924,7 +933,7 @@ class _Prefetch:
     bounded by ``depth`` batches per source.
     """
 
-    def __init__(self, batches: AsyncGenerator[Hits, None], depth: int = 2) -> None:
+    def __init__(self, batches: AsyncGenerator[Chunk, None], depth: int = 2) -> None:
         self._batches = batches
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=depth)
         self._task = asyncio.get_running_loop().create_task(self._pump())
@@ -942,7 +951,7 @@ class _Prefetch:
     def __aiter__(self) -> _Prefetch:
         return self
 
-    async def __anext__(self) -> Hits:
+    async def __anext__(self) -> Chunk:
         batch = await self._queue.get()
         if batch is None:
             self._queue.put_nowait(None)  # stay exhausted
@@ -959,23 +968,23 @@ class _Prefetch:
 
 
 class _Records:
-    """One record at a time out of a stream of chunks (for the merge)."""
+    """One record at a time out of a stream of chunks (for the merge), as one-record chunks."""
 
-    def __init__(self, chunks: AsyncGenerator[Hits, None]) -> None:
+    def __init__(self, chunks: AsyncGenerator[Chunk, None]) -> None:
         self._chunks = chunks
-        self._current: Hits = []
+        self._current: Chunk | None = None
         self._index = 0
 
-    async def next(self) -> Hit | None:
-        while self._index >= len(self._current):
+    async def next(self) -> Chunk | None:
+        while self._current is None or self._index >= len(self._current.records):
             try:
                 self._current = await self._chunks.__anext__()
             except StopAsyncIteration:
                 return None
             self._index = 0
-        hit = self._current[self._index]
+        i, current = self._index, self._current
         self._index += 1
-        return hit
+        return Chunk(current.source, current.batch, [current.records[i]], [current.indexes[i]])
 
 
 @dataclass

@@ -167,12 +167,12 @@ def _chain(transforms: Sequence[Transform], multi: bool) -> Callable[[Any], Any]
         fns[0] = lambda value: first(" ".join(str(v) for v in value if v not in (None, "")) or None)
     if len(fns) == 1:
         return fns[0]
+    steps = [(fn, t.on_null) for fn, t in zip(fns, transforms, strict=True)]
 
     def chained(value: Any) -> Any:
-        for fn in fns:
-            if value is None:
-                return None
-            value = fn(value)
+        for fn, on_null in steps:
+            if value is not None or on_null:  # null passes through, except into const/default
+                value = fn(value)
         return value
 
     return chained
@@ -207,6 +207,7 @@ class _Step:
     container: str | None  # "address", "extra" or None for a top-level field
     key: str
     cacheable: bool = False  # every transform is a pure function of one text value
+    on_null: bool = False  # the transforms run on a null value too (const, default)
 
 
 def _field_steps(
@@ -252,6 +253,9 @@ def _field_step(
     else:
         getter = _path_getter(spec.path)
     container, _, key = target.rpartition(".")
+    if container == "extra" and "extra" not in model.model_fields:
+        raise MappingError(at, f"{target!r}: lines have no extra fields; targets: "
+                               f"{', '.join(sorted(model.model_fields))}")
     if container == "extra":
         kind = FieldKind.ANY
     elif container:
@@ -285,6 +289,8 @@ def _field_step(
         required=spec.required or target in required,
         container=container or None,
         key=key,
+        cacheable=bool(transforms) and not multi and all(t.cacheable for t in transforms),
+        on_null=any(t.on_null for t in transforms),
     )
 
 
@@ -333,6 +339,7 @@ class Mapping:
         self.lines = lines
         self.pushables = pushables
         self._id_getters = [_path_getter(p) for p in id_paths]
+        self._prefix = f"{source}:"
         self._apply = compile_steps([*steps, *([updated_at] if updated_at else [])])
 
     @property
@@ -409,16 +416,33 @@ class Mapping:
     def _map_row(
         self, row: MappingABC[str, Any], nulled: Counter[str]
     ) -> tuple[dict[str, Any] | None, list[str]]:
-        reasons: list[str] = list(row.get(ROW_ERRORS_KEY) or ())
-        ids = [g(row) for g in self._id_getters]
-        if any(v is None or (isinstance(v, str) and not v.strip()) for v in ids):
-            return None, [*reasons, f"id: missing ({', '.join(self.id_paths)})"]
-        rid = remote_id(ids)
-        data: dict[str, Any] = {
-            "id": canonical_id(self.source, ids),
-            "source": self.source,
-            "remote_id": rid,
-        }
+        errors = row.get(ROW_ERRORS_KEY)
+        reasons: list[str] = list(errors) if errors else []
+        if len(self._id_getters) == 1:
+            # One key column, the common case: no lists, and integers need no encoding.
+            key = self._id_getters[0](row)
+            if key is None or (key.__class__ is str and not key.strip()):
+                return None, [*reasons, f"id: missing ({self.id_paths[0]})"]
+            if key.__class__ is int:
+                rid = str(key)
+                data: dict[str, Any] = {
+                    "id": self._prefix + rid, "source": self.source, "remote_id": rid
+                }
+            else:
+                data = {
+                    "id": canonical_id(self.source, (key,)),
+                    "source": self.source,
+                    "remote_id": remote_id((key,)),
+                }
+        else:
+            ids = [g(row) for g in self._id_getters]
+            if any(v is None or (isinstance(v, str) and not v.strip()) for v in ids):
+                return None, [*reasons, f"id: missing ({', '.join(self.id_paths)})"]
+            data = {
+                "id": canonical_id(self.source, ids),
+                "source": self.source,
+                "remote_id": remote_id(ids),
+            }
         self._apply(row, data, reasons, nulled)
         if self.lines is not None:
             line_rows = row.get(LINES_KEY) or ()
@@ -519,6 +543,8 @@ def compile_steps(steps: Sequence[_Step]) -> _Apply:
                     "    elif v is not None:",
                     *call,
                 ]
+            elif step.on_null:
+                lines += ["    if True:", *call]
             else:
                 lines += ["    if v is not None:", *call]
         else:
@@ -646,7 +672,10 @@ def _updated_at_steps(
         raise MappingError("updated_at", "updated_at needs a path")
     try:
         transforms = compile_transform(spec.transform, ctx) or [
-            Transform("datetime", n.compile_datetime(None, ctx.timezone), SourceForm.EXACT)
+            Transform(
+                "datetime", n.compile_datetime(None, ctx.timezone), SourceForm.EXACT,
+                cacheable=True,
+            )
         ]
     except (ValueError, LookupError) as exc:
         raise MappingError("updated_at.transform", str(exc)) from None
@@ -662,5 +691,6 @@ def _updated_at_steps(
             False,
             None,
             "updated_at",
+            cacheable=isinstance(spec.path, str) and all(t.cacheable for t in transforms),
         )
     ]

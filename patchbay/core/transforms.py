@@ -64,6 +64,8 @@ class Transform:
     # Worth remembering per distinct source text: legacy columns of dates, codes and countries
     # repeat the same few thousand values across millions of rows.
     cacheable: bool = False
+    # Runs on a null value too, instead of passing it through (const, default).
+    on_null: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -201,11 +203,16 @@ def _ref(args: Any, ctx: TransformContext) -> Transform:
 
 
 def _const(args: Any, ctx: TransformContext) -> Transform:
-    return Transform("const", lambda value: args)
+    return Transform("const", lambda value: args, on_null=True)
 
 
 def _default(args: Any, ctx: TransformContext) -> Transform:
-    return Transform("default", lambda value: args if value is None or value == "" else value)
+    return Transform(
+        "default",
+        lambda value: args if value is None or (isinstance(value, str) and not value.strip())
+        else value,
+        on_null=True,
+    )
 
 
 def _int(value: object) -> int | None:

@@ -19,7 +19,8 @@ SQLite is typed per value, not per column, so a column's target type comes from 
 * BLOB -> ``LargeBinary`` sized to the largest value (MariaDB picks a BLOB type that fits);
 * text, and any column holding values of mixed kinds (a legacy INTEGER column with a stray
   ``'n/a'``) -> ``Text`` sized to the longest value, so nothing is lost or converted;
-* text in a primary key -> ``String(n)``: MariaDB cannot index unbounded TEXT.
+* text in a primary key -> ``String(n)``, also in an empty table (Northwind's
+  ``CustomerDemographics``): MariaDB cannot index unbounded TEXT.
 
 Values are read untyped and written as stored. Foreign keys, indexes and views are not copied:
 the copy is a fixture for reading, and legacy data does not always satisfy its own constraints.
