@@ -73,6 +73,7 @@ from patchbay.core.filters import (
     parse,
     to_json,
 )
+from patchbay.core.gcpause import relaxed_gc
 from patchbay.core.ids import split_id
 from patchbay.core.mapping import Mapping as EntityMapping
 from patchbay.core.mapping import Quarantined
@@ -778,6 +779,31 @@ class Hub:
     # --- execution -----------------------------------------------------------------------------
 
     async def _execute(
+        self,
+        plan: Plan,
+        positions: Mapping[str, Any],
+        quality: QualityReport,
+        errors: list[SourceFailure],
+        *,
+        partial: bool,
+        strict: bool,
+        raw: bool,
+        batch_hint: int | None,
+    ) -> AsyncGenerator[Chunk, None]:
+        with relaxed_gc():
+            async for chunk in self._execute_sources(
+                plan,
+                positions,
+                quality,
+                errors,
+                partial=partial,
+                strict=strict,
+                raw=raw,
+                batch_hint=batch_hint,
+            ):
+                yield chunk
+
+    async def _execute_sources(
         self,
         plan: Plan,
         positions: Mapping[str, Any],

@@ -380,7 +380,7 @@ class SqlConnector(Connector):
                 stack.callback(result.close)
                 names = list(result.keys())
                 for part in result.partitions():
-                    batch = [dict(zip(names, row, strict=True)) for row in part]
+                    batch = [dict(zip(names, row)) for row in part]  # noqa: B905 - same width
                     if request.lines is not None:
                         # Another connection: MySQL cannot query while a server-side cursor
                         # is open, and would drop the rest of the stream.
