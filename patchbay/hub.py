@@ -790,18 +790,15 @@ class Hub:
         raw: bool,
         batch_hint: int | None,
     ) -> AsyncGenerator[Chunk, None]:
+        # aclosing: closing this generator must close the sources' readers now (a full page).
+        inner = self._execute_sources(
+            plan, positions, quality, errors, partial=partial, strict=strict, raw=raw,
+            batch_hint=batch_hint,
+        )
         with relaxed_gc():
-            async for chunk in self._execute_sources(
-                plan,
-                positions,
-                quality,
-                errors,
-                partial=partial,
-                strict=strict,
-                raw=raw,
-                batch_hint=batch_hint,
-            ):
-                yield chunk
+            async with contextlib.aclosing(inner) as chunks:
+                async for chunk in chunks:
+                    yield chunk
 
     async def _execute_sources(
         self,
@@ -831,11 +828,14 @@ class Hub:
         try:
             if plan.order_by is None:
                 for stream in streams:
-                    async for chunk in self._guarded(stream, errors, partial):
-                        yield chunk
+                    async with contextlib.aclosing(self._guarded(stream, errors, partial)) as one:
+                        async for chunk in one:
+                            yield chunk
             else:
-                async for chunk in self._merge(streams, plan, errors, partial):
-                    yield chunk
+                merged = self._merge(streams, plan, errors, partial)
+                async with contextlib.aclosing(merged) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
         finally:
             for stream in streams:
                 await stream.aclose()
