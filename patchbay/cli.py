@@ -32,6 +32,7 @@ import typer
 from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 
+from patchbay.cli_creds import creds_app
 from patchbay.config import Config, load_config
 from patchbay.core.consumers import AccessDenied
 from patchbay.core.drift import Drift
@@ -70,6 +71,7 @@ quarantine_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(creds_app, name="creds")
 
 class _Console(Console):
     """Piped output is read by programs and people's pagers, not an 80-column terminal: tables

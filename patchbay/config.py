@@ -3,8 +3,10 @@
 Loading validates everything that can be checked without touching a source — YAML syntax, the
 shape, connector names (against the registry), each connector's settings model, entity names,
 mapping targets and transforms — and compiles the mappings once. Every error names the file and
-the path inside it. Secrets appear only as references: ``env:NAME`` or ``file:PATH``
-(``store:NAME`` arrives with the encrypted credential store).
+the path inside it. Secrets appear only as references: ``env:NAME``, ``file:PATH`` or
+``store:NAME`` / ``store:NAME@TENANT`` (the encrypted credential store in the ``state`` database,
+``patchbay.auth.store``, opened with ``[secret_key, *previous_secret_keys]`` only when a config
+holds such a reference and secrets are resolved).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import re
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -28,11 +31,17 @@ from patchbay.core.mapping import EntitySpec, Mapping, MappingError, compile_map
 from patchbay.core.registry import ConnectorRegistry, EntityRegistry
 from patchbay.core.transforms import TransformContext
 
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from patchbay.auth.store import CredentialStore
+
 __all__ = [
     "DEFAULT_STATE",
     "Config",
     "ConfigSpec",
     "SourceConfig",
+    "StoreOpener",
     "load_config",
     "load_config_data",
     "mask_url",
@@ -42,6 +51,7 @@ __all__ = [
 DEFAULT_STATE = "sqlite:///.patchbay/state.db"
 _SOURCE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 _REFERENCE = re.compile(r"^(env|file|store):(.+)$")
+_UNLOCKS = "cannot come from the credential store it unlocks; use env: or file:"
 
 
 class _Spec(BaseModel):
@@ -99,6 +109,7 @@ class ConfigSpec(_Spec):
     version: Literal[1]
     state: str = DEFAULT_STATE
     secret_key: str | None = None
+    previous_secret_keys: list[str] = Field(default_factory=list)  # rotation: still decrypt
     sources: dict[str, SourceSpec] = Field(default_factory=dict)
     consumers: dict[str, ConsumerSpec] = Field(
         default_factory=lambda: {"local": ConsumerSpec(trusted=True)}
@@ -160,8 +171,92 @@ def mask_url(url: str) -> str:
     return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
-def resolve_secret(value: str, *, base_dir: Path, where: str, file: str) -> str:
-    """The secret a reference names; other strings are returned as they are."""
+class StoreOpener:
+    """Opens the credential store of a config on first use, so that a config without ``store:``
+    references (or loaded without resolving secrets) never touches it; ``close`` disposes of it.
+
+    The store lives in the ``state`` database and is opened with ``[secret_key,
+    *previous_secret_keys]``, both resolved here (they may be ``env:`` or ``file:``, not
+    ``store:``).
+    """
+
+    def __init__(self, spec: ConfigSpec, *, base_dir: Path, file: str) -> None:
+        self.spec = spec
+        self.base_dir = base_dir
+        self.file = file
+        self._engine: sa.Engine | None = None
+        self._store: CredentialStore | None = None
+
+    def __repr__(self) -> str:
+        return f"StoreOpener({mask_url(self.spec.state)!r})"
+
+    def keys(self, where: str) -> list[str]:
+        """The resolved ``[secret_key, *previous_secret_keys]``; ``where`` is the path that needs
+        them, named in the error when ``secret_key`` is missing."""
+        if self.spec.secret_key is None:
+            raise ConfigError(
+                "the credential store needs secret_key, the key its credentials are encrypted "
+                "with: add 'secret_key: env:PATCHBAY_SECRET_KEY' (or file:PATH) to the config",
+                file=self.file,
+                path=where,
+            )
+        refs = [("secret_key", self.spec.secret_key)] + [
+            (f"previous_secret_keys[{i}]", ref)
+            for i, ref in enumerate(self.spec.previous_secret_keys)
+        ]
+        keys = []
+        for path, ref in refs:
+            if ref.startswith("store:"):
+                raise ConfigError(
+                    _UNLOCKS,
+                    file=self.file,
+                    path=path,
+                )
+            keys.append(resolve_secret(ref, base_dir=self.base_dir, where=path, file=self.file))
+        return keys
+
+    def __call__(self, where: str) -> CredentialStore:
+        if self._store is None:
+            import sqlalchemy as sa
+
+            from patchbay.auth.store import CredentialStore, StoreError
+
+            keys = self.keys(where)
+            url = resolve_sqlite_path(self.spec.state, self.base_dir)
+            if url.startswith("sqlite:///") and ":memory:" not in url:
+                Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+            self._engine = sa.create_engine(url, pool_pre_ping=True)
+            try:
+                self._store = CredentialStore(self._engine, keys)
+            except StoreError as exc:
+                raise ConfigError(str(exc), file=self.file, path=where) from None
+        return self._store
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+        self._engine = self._store = None
+
+    def __enter__(self) -> StoreOpener:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def resolve_secret(
+    value: str, *, base_dir: Path, where: str, file: str, store: StoreOpener | None = None
+) -> str:
+    """The secret a reference names; other strings are returned as they are.
+
+    ``store:NAME`` (default tenant) and ``store:NAME@TENANT`` are read through ``store``; without
+    one they are refused.
+    """
     match = _REFERENCE.match(value)
     if not match:
         return value
@@ -179,29 +274,58 @@ def resolve_secret(value: str, *, base_dir: Path, where: str, file: str) -> str:
             raise ConfigError(
                 f"cannot read secret file {str(path)!r}: {exc.strerror}", file=file, path=where
             ) from None
-    raise ConfigError(
-        "store: references need the encrypted credential store, which this version does not "
-        "have yet; use env: or file:",
-        file=file,
-        path=where,
-    )
+    if store is None:
+        raise ConfigError(
+            f"{value!r} is a credential store reference, which is resolved only when the "
+            "config is loaded (load_config); use env: or file: here",
+            file=file,
+            path=where,
+        )
+    from patchbay.auth.store import CredentialNotFound, StoreError
+
+    credential, _, tenant = name.partition("@")
+    opened = store(where)
+    try:
+        return opened.get(credential, tenant)
+    except CredentialNotFound:
+        option = f" --tenant {tenant}" if tenant else ""
+        raise ConfigError(
+            f"{value!r}: no such credential in the credential store ({mask_url(store.spec.state)});"
+            f" add it with: patchbay creds set {credential}{option}",
+            file=file,
+            path=where,
+        ) from None
+    except StoreError as exc:
+        raise ConfigError(f"{value!r}: {exc}", file=file, path=where) from None
 
 
-def _resolve_tree(value: Any, *, resolve: bool, base_dir: Path, where: str, file: str) -> Any:
+def _resolve_tree(
+    value: Any,
+    *,
+    resolve: bool,
+    base_dir: Path,
+    where: str,
+    file: str,
+    store: StoreOpener | None = None,
+) -> Any:
     if isinstance(value, str):
         if not _REFERENCE.match(value):
             return value
         if not resolve:
             return "<secret>"
-        return resolve_secret(value, base_dir=base_dir, where=where, file=file)
+        return resolve_secret(value, base_dir=base_dir, where=where, file=file, store=store)
     if isinstance(value, MappingABC):
         return {
-            k: _resolve_tree(v, resolve=resolve, base_dir=base_dir, where=f"{where}.{k}", file=file)
+            k: _resolve_tree(
+                v, resolve=resolve, base_dir=base_dir, where=f"{where}.{k}", file=file, store=store
+            )
             for k, v in value.items()
         }
     if isinstance(value, list):
         return [
-            _resolve_tree(v, resolve=resolve, base_dir=base_dir, where=f"{where}[{i}]", file=file)
+            _resolve_tree(
+                v, resolve=resolve, base_dir=base_dir, where=f"{where}[{i}]", file=file, store=store
+            )
             for i, v in enumerate(value)
         ]
     return value
@@ -274,15 +398,18 @@ def load_config_data(
 
     problems: list[str] = []
     sources: dict[str, SourceConfig] = {}
-    for name, source in spec.sources.items():
-        built = _build_source(
-            name, source, file, base_dir, connectors, entities, resolve_secrets, problems
-        )
-        if built is not None:
-            sources[name] = built
+    with StoreOpener(spec, base_dir=base_dir, file=file) as store:
+        for name, source in spec.sources.items():
+            built = _build_source(
+                name, source, file, base_dir, connectors, entities, resolve_secrets, problems, store
+            )
+            if built is not None:
+                sources[name] = built
     secret_key = None
     if spec.secret_key is not None:
         try:
+            if spec.secret_key.startswith("store:"):
+                raise ConfigError(_UNLOCKS)
             secret_key = _resolve_tree(
                 spec.secret_key,
                 resolve=resolve_secrets,
@@ -292,6 +419,16 @@ def load_config_data(
             )
         except ConfigError as exc:
             problems.append(f"secret_key: {exc.message}")
+    for i, ref in enumerate(spec.previous_secret_keys):
+        try:
+            if ref.startswith("store:"):
+                raise ConfigError(_UNLOCKS)
+            if resolve_secrets:
+                resolve_secret(
+                    ref, base_dir=base_dir, where=f"previous_secret_keys[{i}]", file=file
+                )
+        except ConfigError as exc:
+            problems.append(f"previous_secret_keys[{i}]: {exc.message}")
     if problems:
         raise _config_error(file, problems)
     return Config(spec, file, base_dir, sources, entities, connectors, secret_key)
@@ -317,6 +454,7 @@ def _build_source(
     entities: EntityRegistry,
     resolve_secrets: bool,
     problems: list[str],
+    store: StoreOpener | None = None,
 ) -> SourceConfig | None:
     """Build one source, adding what is wrong to ``problems`` (None when it cannot be built)."""
     at = f"sources.{name}"
@@ -332,6 +470,7 @@ def _build_source(
             base_dir=base_dir,
             where=f"{at}.settings",
             file=file,
+            store=store,
         )
         settings = connector.Settings.model_validate(raw_settings)
     except ConfigError as exc:

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from patchbay import state
 from patchbay.core.connector import TableInfo
 from patchbay.core.quarantine import metadata
 
@@ -124,7 +125,7 @@ class SchemaBaseline:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine, tables=[baseline_table])
+        state.upgrade(engine)
 
     def get(self, source: str) -> dict[tuple[str, str], str]:
         t = baseline_table

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from patchbay import state
 from patchbay.core.mapping import Quarantined
 
 __all__ = ["QuarantineEntry", "QuarantineStore", "metadata"]
@@ -68,7 +69,7 @@ class QuarantineStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine, tables=[quarantine_table])
+        state.upgrade(engine)
 
     def add(self, items: Sequence[Quarantined], now: datetime | None = None) -> None:
         if not items:

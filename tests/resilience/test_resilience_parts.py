@@ -192,12 +192,15 @@ async def test_redis_bucket_shared_by_two_processes(
 
     arrivals = sorted(hit.arrival for hit in server.hits)
     assert {hit.client_id for hit in server.hits} == {"p1", "p2"}
+    # Counted at the server: a request leaves its process a little after its token was granted,
+    # so arrivals can bunch by that delivery delay (scheduling on a loaded 2-core machine).
+    delivery = 0.05
     for window in (0.1, 0.25, 0.5, 1.0, 2.0):
         most = max(
             sum(1 for later in arrivals[i:] if later - first <= window)
             for i, first in enumerate(arrivals)
         )
-        assert most <= capacity + rate * window + 1, (window, most)
+        assert most <= capacity + rate * (window + delivery) + 1, (window, most)
 
 
 async def test_breaker_state_is_shared_through_redis(

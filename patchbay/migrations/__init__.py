@@ -1,0 +1,1 @@
+"""Alembic migrations of patchbay's ``state`` database, run by ``patchbay.state.upgrade``."""
