@@ -30,6 +30,7 @@ from patchbay.core.errors import ConfigError, PatchbayError
 from patchbay.core.mapping import EntitySpec, Mapping, MappingError, compile_mapping
 from patchbay.core.registry import ConnectorRegistry, EntityRegistry
 from patchbay.core.transforms import TransformContext
+from patchbay.resilience import ResiliencePolicy
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -90,6 +91,18 @@ class Defaults(_Spec):
         return None if value is None else normalise.currency(value)
 
 
+class HttpSpec(_Spec):
+    """How an HTTP source is reached: proxy, private CA, client certificate (mTLS), headers."""
+
+    proxy: str | None = None
+    ca_bundle: str | None = None  # a PEM file, relative to the config file
+    client_cert: str | None = None  # PEM certificate (and key, unless client_key is given)
+    client_key: str | None = None
+    verify: bool = True
+    max_connections: int = Field(default=20, ge=1)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
 class SourceSpec(_Spec):
     connector: str
     owner: str | None = None
@@ -97,6 +110,10 @@ class SourceSpec(_Spec):
     settings: dict[str, Any] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
     batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # HTTP sources: an auth scheme (patchbay.auth.AuthSpec), the resilience policy and transport.
+    auth: dict[str, Any] | None = None
+    resilience: ResiliencePolicy = Field(default_factory=ResiliencePolicy)
+    http: HttpSpec = Field(default_factory=HttpSpec)
     entities: dict[str, EntitySpec] = Field(default_factory=dict)
 
 
@@ -110,6 +127,7 @@ class ConfigSpec(_Spec):
     state: str = DEFAULT_STATE
     secret_key: str | None = None
     previous_secret_keys: list[str] = Field(default_factory=list)  # rotation: still decrypt
+    redis: str | None = None  # shares token refreshes, rate limits and breakers across processes
     sources: dict[str, SourceSpec] = Field(default_factory=dict)
     consumers: dict[str, ConsumerSpec] = Field(
         default_factory=lambda: {"local": ConsumerSpec(trusted=True)}
@@ -134,6 +152,7 @@ class SourceConfig:
     connector: type[Connector]
     settings: BaseModel
     mappings: dict[str, Mapping]
+    auth: Any = None  # patchbay.auth.AuthSpec with its secrets resolved, for HTTP sources
 
     @property
     def owner(self) -> str | None:
@@ -479,6 +498,26 @@ def _build_source(
     except ValidationError as exc:
         problems.extend(_format_validation(exc, f"{at}.settings"))
         return None
+    auth = None
+    if source.auth is not None:
+        from patchbay.auth import parse_auth_spec
+
+        try:
+            resolved = _resolve_tree(
+                source.auth,
+                resolve=resolve_secrets,
+                base_dir=base_dir,
+                where=f"{at}.auth",
+                file=file,
+                store=store,
+            )
+            auth = parse_auth_spec(resolved)
+        except ConfigError as exc:
+            problems.append(f"{exc.path}: {exc.message}")
+            return None
+        except ValidationError as exc:
+            problems.extend(_format_validation(exc, f"{at}.auth"))
+            return None
     defaults = source.defaults
     ctx = TransformContext(
         source=name,
@@ -503,4 +542,4 @@ def _build_source(
             problems.extend(f"{where}.{path}: {message}" for path, message in exc.problems)
         except ValueError as exc:  # bad defaults such as an unknown time zone
             problems.append(f"{at}.defaults: {exc}")
-    return SourceConfig(name, source, connector, settings, mappings)
+    return SourceConfig(name, source, connector, settings, mappings, auth)

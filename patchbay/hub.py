@@ -29,8 +29,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
+from redis.asyncio import Redis
 
+from patchbay.auth import MemoryTokenStore, TokenStore
 from patchbay.config import Config, SourceConfig, load_config
 from patchbay.core.connector import (
     Batch,
@@ -80,6 +83,7 @@ from patchbay.core.mapping import Quarantined
 from patchbay.core.quality import SAMPLE, QualityReport, SourceFailure
 from patchbay.core.quarantine import QuarantineStore
 from patchbay.core.transforms import SourceForm
+from patchbay.resilience import Events
 
 __all__ = ["Hub", "Page", "Plan", "SourcePlan"]
 
@@ -237,6 +241,11 @@ class Hub:
         self._engines: list[sa.Engine] = []
         self._state: sa.Engine | None = None
         self._quarantine: QuarantineStore | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._redis: Redis | None = None
+        self._token_store: TokenStore | None = None
+        # Retries, waits and breaker transitions of every source, for logs and metrics.
+        self.events = Events()
         self._signer: CursorSigner | None = None
         self._lock = asyncio.Lock()
 
@@ -271,6 +280,32 @@ class Hub:
             self._state = sa.create_engine(url, pool_pre_ping=True)
             self._engines.append(self._state)
         return self._state
+
+    @property
+    def redis(self) -> Redis | None:
+        """The shared Redis (token refreshes, rate limits, breakers), when configured."""
+        if self._redis is None and self.config.spec.redis:
+            self._redis = Redis.from_url(self.config.spec.redis)
+        return self._redis
+
+    @property
+    def token_store(self) -> TokenStore:
+        """Where OAuth tokens outlive the process: the encrypted credential store when a
+        secret_key is configured, else memory (a refresh token then needs a new login after
+        a restart)."""
+        if self._token_store is None:
+            if self.config.secret_key:
+                from patchbay.auth.store import CredentialStore, CredentialTokenStore
+                from patchbay.config import StoreOpener
+
+                opener = StoreOpener(
+                    self.config.spec, base_dir=self.config.base_dir, file=self.config.file
+                )
+                store = CredentialStore(self.state_engine, opener.keys("secret_key"))
+                self._token_store = CredentialTokenStore(store)
+            else:
+                self._token_store = MemoryTokenStore()
+        return self._token_store
 
     @property
     def quarantine(self) -> QuarantineStore:
@@ -341,6 +376,18 @@ class Hub:
                     raise SourceError(source, f"cannot open: {exc}", owner=conf.owner) from None
                 self._engines.append(engine)
                 resources.sql_engine = engine
+            if "http_client" in conf.connector.resources:
+                from patchbay.resources import build_http_client
+
+                client = build_http_client(
+                    conf,
+                    base_dir=self.config.base_dir,
+                    token_store=self.token_store,
+                    events=self.events,
+                    redis=self.redis,
+                    opened=self._clients,
+                )
+                resources.http_client = client
             instance = conf.connector(conf.settings, resources)
             self._connectors[source] = instance
             return instance
@@ -359,6 +406,12 @@ class Hub:
         for instance in connectors.values():
             with contextlib.suppress(Exception):
                 await instance.close()
+        clients, self._clients = self._clients, []
+        for client in clients:
+            await client.aclose()
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
         engines, self._engines = self._engines, []
         for engine in engines:
             engine.dispose()
@@ -792,7 +845,13 @@ class Hub:
     ) -> AsyncGenerator[Chunk, None]:
         # aclosing: closing this generator must close the sources' readers now (a full page).
         inner = self._execute_sources(
-            plan, positions, quality, errors, partial=partial, strict=strict, raw=raw,
+            plan,
+            positions,
+            quality,
+            errors,
+            partial=partial,
+            strict=strict,
+            raw=raw,
             batch_hint=batch_hint,
         )
         with relaxed_gc():

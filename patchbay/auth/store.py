@@ -21,10 +21,13 @@ the database, and no secret appears in a repr, a log line or an error message.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -39,6 +42,7 @@ __all__ = [
     "KDF_SALT",
     "CredentialNotFound",
     "CredentialStore",
+    "CredentialTokenStore",
     "StoreError",
     "credentials_table",
     "derive_key",
@@ -222,3 +226,25 @@ class CredentialStore:
                 f"credential {_label(name, tenant)} cannot be decrypted with the configured "
                 "secret_key: was it rotated? give the old key in previous_secret_keys"
             ) from None
+
+
+class CredentialTokenStore:
+    """OAuth tokens kept encrypted in the credential store (as JSON under ``token.{key}``), so
+    a rotated refresh token survives a restart. Implements ``patchbay.auth.TokenStore``."""
+
+    def __init__(self, store: CredentialStore) -> None:
+        self.store = store
+
+    def __repr__(self) -> str:
+        return f"CredentialTokenStore({self.store!r})"
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            text = await asyncio.to_thread(self.store.get, f"token.{key}")
+        except CredentialNotFound:
+            return None
+        value = json.loads(text)
+        return value if isinstance(value, dict) else None
+
+    async def put(self, key: str, value: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.store.set, f"token.{key}", json.dumps(value))
