@@ -83,7 +83,7 @@ from patchbay.core.mapping import Quarantined
 from patchbay.core.quality import SAMPLE, QualityReport, SourceFailure
 from patchbay.core.quarantine import QuarantineStore
 from patchbay.core.transforms import SourceForm
-from patchbay.resilience import Events
+from patchbay.resilience import CircuitBreaker, Events, SystemClock, run_sql
 
 __all__ = ["Hub", "Page", "Plan", "SourcePlan"]
 
@@ -376,6 +376,7 @@ class Hub:
                     raise SourceError(source, f"cannot open: {exc}", owner=conf.owner) from None
                 self._engines.append(engine)
                 resources.sql_engine = engine
+                resources.sql_guard = self._sql_guard(conf)
             if "http_client" in conf.connector.resources:
                 from patchbay.resources import build_http_client
 
@@ -391,6 +392,25 @@ class Hub:
             instance = conf.connector(conf.settings, resources)
             self._connectors[source] = instance
             return instance
+
+    def _sql_guard(self, conf: SourceConfig) -> Callable[[Callable[[], Any]], Any]:
+        """The source's resilience policy around one blocking SQL operation."""
+        policy = conf.spec.resilience
+        breaker = CircuitBreaker(
+            conf.name, conf.owner, policy.breaker, SystemClock(), events=self.events
+        )
+
+        async def guard(fn: Callable[[], Any]) -> Any:
+            return await run_sql(
+                fn,
+                policy=policy,
+                source=conf.name,
+                owner=conf.owner,
+                breaker=breaker,
+                events=self.events,
+            )
+
+        return guard
 
     def _source_config(self, source: str) -> SourceConfig:
         conf = self.config.sources.get(source)

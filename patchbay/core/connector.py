@@ -168,6 +168,9 @@ class Resources:
     sql_engine: Any = None  # sqlalchemy.ext.asyncio.AsyncEngine or Engine
     http_client: Any = None  # httpx.AsyncClient
     base_dir: Any = None  # pathlib.Path the config file lives in (relative paths resolve here)
+    # SQL: ``await sql_guard(fn)`` runs a blocking database operation in a thread under the
+    # source's resilience policy (breaker, retries on dropped connections). None: run it plainly.
+    sql_guard: Any = None
     clock: Clock = field(default_factory=Clock)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("patchbay.source"))
 
