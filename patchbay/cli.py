@@ -69,7 +69,10 @@ config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True
 quarantine_app = typer.Typer(
     help="Rows kept aside because they failed validation.", no_args_is_help=True
 )
+auth_app = typer.Typer(help="Sign in to sources that need a person once (OAuth).",
+                       no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(auth_app, name="auth")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(creds_app, name="creds")
 
@@ -416,6 +419,70 @@ def discover(source: str) -> None:
                 "yes" if column.name in info.primary_key else "",
             )
     out.print(table)
+
+
+# --- auth ------------------------------------------------------------------------------------
+
+
+@auth_app.command("login")
+@_friendly
+def auth_login(
+    source: str,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Print the sign-in address; open nothing.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the sign-in.")] = 300.0,
+) -> None:
+    """Authorize a source once (authorization code + PKCE on a loopback redirect)."""
+    import webbrowser
+
+    from patchbay.auth import AuthorizationCodeSpec, login
+    from patchbay.resources import build_http_client
+
+    config = _config()
+    conf = config.sources.get(source)
+    if conf is None:
+        raise QueryError(f"unknown source {source!r}; sources: {', '.join(config.sources)}")
+    if not isinstance(conf.auth, AuthorizationCodeSpec):
+        raise QueryError(
+            f"source {source!r} does not use scheme oauth2_authorization_code; nothing to log in"
+        )
+    spec: AuthorizationCodeSpec = conf.auth
+    if not config.secret_key:
+        raise ConfigError(
+            "auth login keeps the tokens encrypted in the state database, which needs "
+            "secret_key: add 'secret_key: env:PATCHBAY_SECRET_KEY' to the config",
+            file=config.file, path="secret_key",
+        )
+
+    def open_browser(url: str) -> None:
+        err.print(f"sign in to {source} at:\n  {url}", highlight=False, soft_wrap=True)
+        if not no_browser:
+            webbrowser.open(url)
+
+    async def run(hub: Hub) -> None:
+        opened: list[Any] = []
+        plain = _without_auth(conf)
+        client = build_http_client(
+            plain, base_dir=config.base_dir, token_store=hub.token_store, events=hub.events,
+            opened=opened,
+        )
+        try:
+            await login(spec, source=source, owner=conf.owner, store=hub.token_store,
+                        token_client=client, open_browser=open_browser, timeout=timeout)
+        finally:
+            for opened_client in opened:
+                await opened_client.aclose()
+
+    _run(run)
+    err.print(f"{source}: signed in; tokens are kept in the state database", highlight=False)
+
+
+def _without_auth(conf: Any) -> Any:
+    """The source without its auth: the client that performs the login itself."""
+    import dataclasses
+
+    return dataclasses.replace(conf, auth=None)
 
 
 # --- config ----------------------------------------------------------------------------------
