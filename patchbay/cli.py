@@ -234,6 +234,7 @@ def query(
     partial: Annotated[bool, typer.Option(help="Deliver what the healthy sources have.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail on the first invalid row.")] = False,
     source: Annotated[list[str] | None, typer.Option(help="Only these sources.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Use this tenant's credentials.")] = None,
 ) -> None:
     """Query an entity across every source that serves it."""
     filters = _parse_where(where or [])
@@ -250,6 +251,7 @@ def query(
             partial=partial,
             strict=strict,
             sources=source,
+            tenant=tenant,
         )
         records: list[Record] = []
         status = err.status(f"reading {entity}...") if progress else None
@@ -313,9 +315,10 @@ def get(
     entity: str,
     record_id: Annotated[str, typer.Argument(metavar="ID", help="A canonical id, source:key.")],
     output: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+    tenant: Annotated[str | None, typer.Option(help="Use this tenant's credentials.")] = None,
 ) -> None:
     """Fetch one record by its canonical id."""
-    record = _run(lambda hub: hub.get(entity, record_id))
+    record = _run(lambda hub: hub.get(entity, record_id, tenant=tenant))
     if output is not Format.table:
         out.print_json(json.dumps(to_json(record), ensure_ascii=False))
         return

@@ -11,6 +11,7 @@ holds such a reference and secrets are resolved).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping as MappingABC
@@ -43,6 +44,7 @@ __all__ = [
     "ConfigSpec",
     "SourceConfig",
     "StoreOpener",
+    "for_tenant",
     "load_config",
     "load_config_data",
     "mask_url",
@@ -269,7 +271,13 @@ class StoreOpener:
 
 
 def resolve_secret(
-    value: str, *, base_dir: Path, where: str, file: str, store: StoreOpener | None = None
+    value: str,
+    *,
+    base_dir: Path,
+    where: str,
+    file: str,
+    store: StoreOpener | None = None,
+    tenant: str = "",
 ) -> str:
     """The secret a reference names; other strings are returned as they are.
 
@@ -302,7 +310,9 @@ def resolve_secret(
         )
     from patchbay.auth.store import CredentialNotFound, StoreError
 
-    credential, _, tenant = name.partition("@")
+    # store:NAME@TENANT names its tenant; store:NAME is the tenant the query runs for.
+    credential, _, explicit = name.partition("@")
+    tenant = explicit or tenant
     opened = store(where)
     try:
         return opened.get(credential, tenant)
@@ -326,28 +336,95 @@ def _resolve_tree(
     where: str,
     file: str,
     store: StoreOpener | None = None,
+    tenant: str = "",
 ) -> Any:
     if isinstance(value, str):
         if not _REFERENCE.match(value):
             return value
         if not resolve:
             return "<secret>"
-        return resolve_secret(value, base_dir=base_dir, where=where, file=file, store=store)
+        return resolve_secret(
+            value, base_dir=base_dir, where=where, file=file, store=store, tenant=tenant
+        )
     if isinstance(value, MappingABC):
         return {
             k: _resolve_tree(
-                v, resolve=resolve, base_dir=base_dir, where=f"{where}.{k}", file=file, store=store
+                v,
+                resolve=resolve,
+                base_dir=base_dir,
+                where=f"{where}.{k}",
+                file=file,
+                store=store,
+                tenant=tenant,
             )
             for k, v in value.items()
         }
     if isinstance(value, list):
         return [
             _resolve_tree(
-                v, resolve=resolve, base_dir=base_dir, where=f"{where}[{i}]", file=file, store=store
+                v,
+                resolve=resolve,
+                base_dir=base_dir,
+                where=f"{where}[{i}]",
+                file=file,
+                store=store,
+                tenant=tenant,
             )
             for i, v in enumerate(value)
         ]
     return value
+
+
+def _store_references(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.startswith("store:") and "@" not in value
+    if isinstance(value, MappingABC):
+        return any(_store_references(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_store_references(v) for v in value)
+    return False
+
+
+def for_tenant(config: Config, source: SourceConfig, tenant: str) -> SourceConfig:
+    """The source with its ``store:NAME`` references resolved for ``tenant``.
+
+    One source definition serves every tenant: only the credentials differ. A source without
+    such references is the same for all tenants and is returned as it is.
+    """
+    spec = source.spec
+    if not (_store_references(spec.settings) or _store_references(spec.auth)):
+        return source
+    opener = StoreOpener(config.spec, base_dir=config.base_dir, file=config.file)
+    at = f"sources.{source.name}"
+    try:
+        raw = _resolve_tree(
+            spec.settings,
+            resolve=True,
+            base_dir=config.base_dir,
+            where=f"{at}.settings",
+            file=config.file,
+            store=opener,
+            tenant=tenant,
+        )
+        settings = source.connector.Settings.model_validate(raw)
+        auth = source.auth
+        if spec.auth is not None:
+            from patchbay.auth import parse_auth_spec
+
+            auth = parse_auth_spec(
+                _resolve_tree(
+                    spec.auth,
+                    resolve=True,
+                    base_dir=config.base_dir,
+                    where=f"{at}.auth",
+                    file=config.file,
+                    store=opener,
+                    tenant=tenant,
+                )
+            )
+    finally:
+        opener.close()
+    return dataclasses.replace(source, settings=settings, auth=auth)
 
 
 def _format_validation(exc: ValidationError, prefix: str = "") -> list[str]:

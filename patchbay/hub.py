@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 
 from patchbay.auth import MemoryTokenStore, TokenStore
-from patchbay.config import Config, SourceConfig, load_config
+from patchbay.config import Config, SourceConfig, for_tenant, load_config
 from patchbay.core.connector import (
     Batch,
     Capability,
@@ -114,12 +114,14 @@ class Plan:
     order_by: tuple[str, bool] | None  # (field, descending)
     sources: tuple[SourcePlan, ...]
     consumer: Consumer
+    tenant: str | None = None
 
     @property
     def digest(self) -> str:
         return query_digest(
             {
                 "entity": self.entity,
+                "tenant": self.tenant,
                 "where": to_json(self.filter.node),
                 "order": list(self.order_by) if self.order_by else None,
                 "sources": [s.source for s in self.sources],
@@ -237,7 +239,7 @@ class Hub:
         self.config = config
         self.strict = strict
         self.pushdown = pushdown
-        self._connectors: dict[str, Connector] = {}
+        self._connectors: dict[tuple[str, str], Connector] = {}  # by (source, tenant)
         self._engines: list[sa.Engine] = []
         self._state: sa.Engine | None = None
         self._quarantine: QuarantineStore | None = None
@@ -345,16 +347,23 @@ class Hub:
             )
         return Consumer(name, trusted=spec.trusted)
 
-    async def connector(self, source: str) -> Connector:
-        """The source's connector, built on first use with its injected resources."""
-        existing = self._connectors.get(source)
+    async def connector(self, source: str, tenant: str | None = None) -> Connector:
+        """The source's connector, built on first use with its injected resources.
+
+        With a ``tenant``, the source's ``store:`` credentials are that tenant's: one connector
+        (and engine or client) per tenant that has its own credentials.
+        """
+        key = (source, tenant or "")
+        existing = self._connectors.get(key)
         if existing is not None:
             return existing
         async with self._lock:
-            existing = self._connectors.get(source)
+            existing = self._connectors.get(key)
             if existing is not None:
                 return existing
             conf = self._source_config(source)
+            if tenant:
+                conf = await asyncio.to_thread(for_tenant, self.config, conf, tenant)
             resources = Resources(
                 source=source,
                 owner=conf.owner,
@@ -390,7 +399,7 @@ class Hub:
                 )
                 resources.http_client = client
             instance = conf.connector(conf.settings, resources)
-            self._connectors[source] = instance
+            self._connectors[key] = instance
             return instance
 
     def _sql_guard(self, conf: SourceConfig) -> Callable[[Callable[[], Any]], Any]:
@@ -449,6 +458,7 @@ class Hub:
         order_by: str | None = None,
         consumer: str | None = None,
         sources: Sequence[str] | None = None,
+        tenant: str | None = None,
         operation: str = "query",
         **filters: Any,
     ) -> Plan:
@@ -486,8 +496,8 @@ class Hub:
             order = (name, order_by.startswith("-"))
         plans = []
         for conf in serving:
-            plans.append(await self._plan_source(conf, conf.mappings[entity], bound, order))
-        return Plan(entity, model, bound, order, tuple(plans), who)
+            plans.append(await self._plan_source(conf, conf.mappings[entity], bound, order, tenant))
+        return Plan(entity, model, bound, order, tuple(plans), who, tenant)
 
     async def _plan_source(
         self,
@@ -495,8 +505,9 @@ class Hub:
         mapping: EntityMapping,
         bound: BoundFilter,
         order: tuple[str, bool] | None,
+        tenant: str | None = None,
     ) -> SourcePlan:
-        connector = await self.connector(conf.name)
+        connector = await self.connector(conf.name, tenant)
         probe = self._request(mapping, (), ())
         pushed: list[SourceFilter] = []
         kept: list[str] = []
@@ -580,6 +591,7 @@ class Hub:
         limit: int | None = None,
         consumer: str | None = None,
         sources: Sequence[str] | None = None,
+        tenant: str | None = None,
         partial: bool = False,
         strict: bool | None = None,
         raw: bool = False,
@@ -595,6 +607,7 @@ class Hub:
                 order_by=order_by,
                 consumer=consumer,
                 sources=sources,
+                tenant=tenant,
                 **filters,
             )
             produced = 0
@@ -630,6 +643,7 @@ class Hub:
         cursor: str | None = None,
         consumer: str | None = None,
         sources: Sequence[str] | None = None,
+        tenant: str | None = None,
         partial: bool = False,
         strict: bool | None = None,
         raw: bool = False,
@@ -645,6 +659,7 @@ class Hub:
             order_by=order_by,
             consumer=consumer,
             sources=sources,
+            tenant=tenant,
             **filters,
         )
         positions = self.signer.load(cursor, plan.digest) if cursor else {}
@@ -694,7 +709,13 @@ class Hub:
         return Page(records, self.signer.dump(plan.digest, after), quality, errors)
 
     async def get(
-        self, entity: str, record_id: str, *, consumer: str | None = None, raw: bool = False
+        self,
+        entity: str,
+        record_id: str,
+        *,
+        consumer: str | None = None,
+        raw: bool = False,
+        tenant: str | None = None,
     ) -> Record:
         who = self.consumer(consumer)
         self.config.entities.get(entity)  # EntityNotFound before anything else
@@ -709,7 +730,7 @@ class Hub:
         mapping = conf.mappings[entity]
         if len(parts) != len(mapping.id_paths):
             raise RecordNotFound(entity, record_id)
-        connector = await self.connector(source)
+        connector = await self.connector(source, tenant)
         request = self._request(mapping, (), ())
         try:
             if Capability.GET in connector.capabilities:
@@ -760,6 +781,7 @@ class Hub:
         order_by: str | None = None,
         consumer: str | None = None,
         sources: Sequence[str] | None = None,
+        tenant: str | None = None,
         **filters: Any,
     ) -> dict[str, Any]:
         plan = await self.plan(
@@ -769,6 +791,7 @@ class Hub:
             order_by=order_by,
             consumer=consumer,
             sources=sources,
+            tenant=tenant,
             **filters,
         )
         return plan.describe()
@@ -977,7 +1000,7 @@ class Hub:
         )
         predicate = plan.filter.predicate if plan.filter.node is not None else None
         try:
-            connector = await self.connector(name)
+            connector = await self.connector(name, plan.tenant)
             async with contextlib.aclosing(connector.read(request)) as batches:
                 async for batch in batches:
                     mapped = mapping.map_batch(batch.rows, raw=raw)

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import pytest
 import uvicorn
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -356,3 +357,59 @@ def test_auth_config_errors_name_the_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="environment variable NOPE_NOT_SET is not set"):
         hub_for("http://127.0.0.1:1", tmp_path,
                 auth={"scheme": "bearer", "token": "env:NOPE_NOT_SET"})
+
+
+# --- tenants: one source definition, each tenant's own credentials -----------------------------
+
+
+def tenant_app(seen: list[str]) -> FastAPI:
+    app = FastAPI()
+    keys = {"key-acme": "acme", "key-globex": "globex", "key-default": "default"}
+
+    @app.get("/items")
+    async def items(request: Request, page: int = 0, size: int = 10) -> Response:
+        tenant = keys.get(request.headers.get("x-api-key", ""))
+        if tenant is None:
+            return Response(status_code=401)
+        seen.append(tenant)
+        import json
+
+        rows = [{"id": f"{tenant}-{i}", "name": f"{tenant} customer {i}",
+                 "email": f"c{i}@{tenant}.example"} for i in range(3)]
+        return Response(json.dumps({"items": rows if page == 0 else []}),
+                        media_type="application/json")
+
+    return app
+
+
+async def test_each_query_uses_its_tenants_credentials(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from patchbay.cli import app as cli
+    from patchbay.core.errors import ConfigError
+
+    seen: list[str] = []
+    with Server(tenant_app(seen)) as running:
+        auth = {"scheme": "api_key", "name": "X-API-Key", "value": "store:crm_key"}
+        # The credentials go into the store first (the config refers to them).
+        config = {"version": 1, "state": "sqlite:///state.db",
+                  "secret_key": "http-tests-secret-key-0123456789", "sources": {}}
+        (tmp_path / "patchbay.yaml").write_text(yaml.safe_dump(config))
+        runner = CliRunner()
+        for tenant, key in (("", "key-default"), ("acme", "key-acme"), ("globex", "key-globex")):
+            args = ["--config", str(tmp_path / "patchbay.yaml"), "creds", "set", "crm_key"]
+            result = runner.invoke(cli, args + (["--tenant", tenant] if tenant else []),
+                                   input=key + "\n")
+            assert result.exit_code == 0, result.output
+        async with hub_for(running.url, tmp_path, auth=auth) as hub:
+            default = await read_all(hub)
+            acme = await read_all(hub, tenant="acme")
+            globex = await read_all(hub, tenant="globex")
+            page = await hub.fetch("contact", tenant="acme", limit=2)
+            with pytest.raises(ConfigError, match="no such credential"):
+                await read_all(hub, tenant="initech")
+    assert [r.remote_id for r in default] == ["default-0", "default-1", "default-2"]
+    assert [r.remote_id for r in acme] == ["acme-0", "acme-1", "acme-2"]
+    assert [r.remote_id for r in globex] == ["globex-0", "globex-1", "globex-2"]
+    assert page.next_cursor is not None
+    assert set(seen) == {"default", "acme", "globex"}
