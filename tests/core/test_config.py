@@ -185,3 +185,14 @@ def test_dict_configs_load_too() -> None:
 def test_urls_are_masked() -> None:
     assert mask_url("postgresql://erp:pa:ss@db/erp") == "postgresql://erp:***@db/erp"
     assert mask_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_an_unreadable_key_file_is_a_clear_error(tmp_path: Path) -> None:
+    data = base()
+    data["secret_key"] = "file:keys/patchbay.key"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, data))
+    message = str(info.value)
+    assert "secret_key" in message
+    assert "cannot read secret file" in message
+    assert "patchbay.key" in message
