@@ -152,9 +152,10 @@ class SourceConfig:
     name: str
     spec: SourceSpec
     connector: type[Connector]
-    settings: BaseModel
-    mappings: dict[str, Mapping]
-    auth: Any = None  # patchbay.auth.AuthSpec with its secrets resolved, for HTTP sources
+    # Resolved settings and auth hold secrets: kept out of reprs (and so out of logs).
+    settings: BaseModel = field(repr=False)
+    mappings: dict[str, Mapping] = field(repr=False)
+    auth: Any = field(default=None, repr=False)  # patchbay.auth.AuthSpec, secrets resolved
 
     @property
     def owner(self) -> str | None:

@@ -22,6 +22,7 @@ import contextlib
 import heapq
 import logging
 import os
+import re
 import secrets
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -1121,10 +1122,43 @@ class _Raised:
 
 
 def _wrap(conf: SourceConfig, exc: BaseException) -> SourceError:
-    """An unexpected error inside a source read, as a SourceError naming the source."""
-    if isinstance(exc, OSError):
-        return SourceUnavailable(conf.name, f"{type(exc).__name__}: {exc}", owner=conf.owner)
-    return SourceError(conf.name, f"{type(exc).__name__}: {exc}", owner=conf.owner)
+    """An unexpected error inside a source read, as a SourceError naming the source.
+
+    HTTP errors are described by status, method, host and path only: httpx puts the whole URL in
+    its messages, and a query string may carry a key. Any secret of the source's auth that a
+    message still holds is masked.
+    """
+    if isinstance(exc, httpx.HTTPStatusError):
+        request = exc.request
+        message = (
+            f"HTTP {exc.response.status_code} from {request.method} "
+            f"{request.url.host}{request.url.path}"
+        )
+    elif isinstance(exc, httpx.RequestError):
+        request = exc.request
+        message = f"{type(exc).__name__} on {request.method} {request.url.host}{request.url.path}"
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    secrets: list[str] = []
+    if conf.auth is not None:
+        from patchbay.auth.schemes import secret_values
+
+        secrets = [value for value in secret_values(conf.auth) if value]
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    if isinstance(exc, httpx.HTTPError):
+        # The original stays chained (for debugging) but no longer shows a URL's query string
+        # or a secret: tracebacks and error reporters print the chain.
+        text = _QUERY.sub(r"\1?***", str(exc))
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        exc.args = (text,)
+    unavailable = isinstance(exc, OSError | httpx.TransportError)
+    kind = SourceUnavailable if unavailable else SourceError
+    return kind(conf.name, message, owner=conf.owner)
+
+
+_QUERY = re.compile(r"(https?://[^\s'\"?]+)\?[^\s'\"]*")
 
 
 class _NoMatchHere(Exception):

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 
 from patchbay.auth import TokenStore, build_auth
+from patchbay.auth._redact import install_cookie_redactor
 from patchbay.config import HttpSpec, SourceConfig, resolve_sqlite_path
 from patchbay.core.connector import SqlSettings
 from patchbay.resilience import (
@@ -77,6 +78,7 @@ def build_http_client(
     appended to ``opened``: the caller closes them.
     """
     opened = opened if opened is not None else []
+    install_cookie_redactor()  # session cookies never reach a log, whatever the scheme
     spec, policy = conf.spec.http, conf.spec.resilience
     tls = _tls(spec, base_dir)
     limits = httpx.Limits(max_connections=spec.max_connections)

@@ -18,7 +18,13 @@ import logging
 import re
 from urllib.parse import quote
 
-__all__ = ["LOGGERS", "QueryRedactor", "install_redactor"]
+__all__ = [
+    "LOGGERS",
+    "CookieRedactor",
+    "QueryRedactor",
+    "install_cookie_redactor",
+    "install_redactor",
+]
 
 LOGGERS = ("httpx", "httpcore.http11", "httpcore.http2")
 
@@ -53,3 +59,29 @@ def install_redactor(param: str) -> None:
         log = logging.getLogger(name)
         if not any(isinstance(f, QueryRedactor) and f.param == param for f in log.filters):
             log.addFilter(QueryRedactor(param))
+
+
+class CookieRedactor(logging.Filter):
+    """Masks ``Set-Cookie`` values (session tokens) in httpcore's DEBUG response-header logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _SET_COOKIE.sub(r"\1***\2", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SET_COOKIE.sub(r"\1***\2", arg)
+                if isinstance(arg, str)
+                else (
+                    _SET_COOKIE.sub(r"\1***\2", str(arg)) if isinstance(arg, list | tuple) else arg
+                )
+                for arg in record.args
+            )
+        return True
+
+
+def install_cookie_redactor() -> None:
+    """Add the ``CookieRedactor`` to httpx's and httpcore's loggers (idempotent)."""
+    for name in LOGGERS:
+        log = logging.getLogger(name)
+        if not any(isinstance(f, CookieRedactor) for f in log.filters):
+            log.addFilter(CookieRedactor())

@@ -247,5 +247,5 @@ class SqlSettings(BaseModel):
 
     url: str
     password: SecretStr | None = None
-    connect_args: dict[str, Any] = Field(default_factory=dict)
+    connect_args: dict[str, Any] = Field(default_factory=dict, repr=False)  # may hold secrets
     schema_: str | None = Field(default=None, alias="schema")
