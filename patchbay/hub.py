@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 
 from patchbay.auth import MemoryTokenStore, TokenStore
-from patchbay.config import Config, SourceConfig, for_tenant, load_config
+from patchbay.config import Config, SourceConfig, for_tenant, load_config, mask_url
 from patchbay.core.connector import (
     Batch,
     Capability,
@@ -382,8 +382,10 @@ class Hub:
                     )
                 try:
                     engine = build_sql_engine(conf.settings, self.config.base_dir)
-                except (sa.exc.ArgumentError, ImportError) as exc:
-                    raise SourceError(source, f"cannot open: {exc}", owner=conf.owner) from None
+                except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
+                    # The driver's message may quote the URL: its password is masked.
+                    message = f"cannot open: {mask_url(str(exc))}"
+                    raise SourceError(source, message, owner=conf.owner) from None
                 self._engines.append(engine)
                 resources.sql_engine = engine
                 resources.sql_guard = self._sql_guard(conf)
