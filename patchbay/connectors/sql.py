@@ -11,11 +11,17 @@
 * filters arrive as :class:`SourceFilter` and become bound parameters, never SQL text;
 * lines are fetched per batch of headers with one ``IN`` query, never one query per header, on a
   second connection (MySQL cannot run a query while a server-side cursor is open);
-* reads, ``get``, ``discover`` and ``check`` run in a worker thread (table reflection included),
-  and driver errors become :class:`SourceError` / :class:`SourceUnavailable` naming the source.
-  Planning (``accepts``, ``can_order``) is synchronous by contract and reflects a table once on
-  the caller's thread; when the database cannot be reached then, filters stay in memory and the
-  read reports the failure.
+* reads, ``get``, ``discover``, ``describe`` and ``check`` run in a worker thread (table
+  reflection included) under the source's resilience policy (``Resources.sql_guard``: circuit
+  breaker, retries of dropped connections); only the final failure becomes a
+  :class:`SourceError` / :class:`SourceUnavailable` naming the source and its owner. A read is
+  retried only until its first batch: re-running the query from the same keyset position is
+  safe then; a connection lost after rows were handed out surfaces as ``SourceUnavailable`` and
+  the caller's cursor resumes. A connection that cannot be opened at all (refused, unreachable)
+  counts as dropped, so a database that is down opens the breaker and then fails fast without
+  connecting. Planning (``accepts``, ``can_order``) is synchronous by contract and reflects a
+  table once, under the same policy, blocking the caller; when the database cannot be reached
+  then, filters stay in memory and the read reports the failure.
 
 Columns are selected untyped so legacy values arrive exactly as stored (a DATE column holding
 ``31/02/2019`` is the mapping's problem to report, not a crash here); reflected types are used
@@ -38,6 +44,7 @@ The database must answer as Python would on the same values, or narrow less - ne
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import math
 import threading
@@ -45,7 +52,7 @@ from collections import defaultdict
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
@@ -71,8 +78,11 @@ from patchbay.core.errors import SourceError, SourceUnavailable
 from patchbay.core.filters import ORDERING_OPS, Op
 from patchbay.core.mapping import LINES_KEY
 from patchbay.core.threads import iterate_in_thread
+from patchbay.resilience._sql import is_disconnect
 
 __all__ = ["SqlConnector", "SqlSettings"]
+
+T = TypeVar("T")
 
 _IN_CHUNK = 500  # header keys per lines query: well under every driver's parameter limit
 
@@ -181,6 +191,8 @@ class SqlConnector(Connector):
         super().__init__(settings, resources)
         self.engine: sa.Engine = resources.sql_engine
         self.schema = settings.schema_
+        if not sa.event.contains(self.engine, "handle_error", _close_cursor_on_disconnect):
+            sa.event.listen(self.engine, "handle_error", _close_cursor_on_disconnect)
         self._origins: dict[str, _Origin] = {}
         self._lock = threading.Lock()
 
@@ -203,8 +215,13 @@ class SqlConnector(Connector):
     def _known_origin(self, origin: Mapping[str, Any], paths: Sequence[str]) -> _Origin | None:
         """The origin for planning (``accepts``, ``can_order``); None when it cannot be resolved
         now. The read then reports why, as a SourceError naming the source."""
+        key = repr(sorted(origin.items()))
+        with self._lock:
+            cached = self._origins.get(key)
+        if cached is not None and all(cached.has(p) for p in paths):
+            return cached
         try:
-            return self._origin(origin, paths)
+            return self._plan_call(lambda: self._origin(origin, paths))
         except (SQLAlchemyError, SourceError, KeyError) as exc:
             self.res.logger.debug("%s: cannot resolve %s for planning: %s", self.res.source,
                                   dict(origin), exc)
@@ -214,7 +231,7 @@ class SqlConnector(Connector):
         if "table" in origin:
             name = str(origin["table"])
             schema = origin.get("schema", self.schema)
-            with self.engine.connect() as conn:
+            with self._connect() as conn:
                 table = self._reflect(conn, name, schema)
             # Untyped twins of the reflected columns: values arrive as the driver gives them.
             plain = sa.table(table.name, *(sa.column(c.name) for c in table.columns),
@@ -367,42 +384,55 @@ class SqlConnector(Connector):
 
     async def read(self, request: ReadRequest) -> AsyncGenerator[Batch, None]:
         keys = [o.path for o in self._order(request)]
-        size = request.batch_size
 
-        def rows() -> Iterator[list[dict[str, Any]]]:
-            query = self._select(request)
-            with contextlib.ExitStack() as stack:
-                conn = stack.enter_context(self._connect())
-                lines_conn: sa.Connection | None = None
-                result = conn.execution_options(yield_per=size).execute(query)
-                # Closed before its connection when the reader stops early: a server-side
-                # cursor left open is a leak (psycopg warns, MySQL cannot run the next query).
-                stack.callback(result.close)
-                names = list(result.keys())
-                for part in result.partitions():
-                    batch = [dict(zip(names, row)) for row in part]  # noqa: B905 - same width
-                    if request.lines is not None:
-                        # Another connection: MySQL cannot query while a server-side cursor
-                        # is open, and would drop the rest of the stream.
-                        if lines_conn is None:
-                            lines_conn = stack.enter_context(self._connect())
-                        self._attach_lines(lines_conn, request, batch)
+        def start() -> _Stream:
+            """Reflect, run the query and fetch the first batch: everything that may be retried
+            (nothing was handed out yet, and the keyset position makes a re-run exact)."""
+            stream = _Stream(self, request)
+            try:
+                stream.start()
+            except BaseException:
+                stream.close_quietly()
+                raise
+            return stream
+
+        # Closed before the read returns, whatever happens to it: its server-side cursor
+        # (psycopg warns about one left open, MySQL cannot run the next query) and connections.
+        stream = await self._call(start)
+        in_place = self.engine.dialect.name == "sqlite"
+        try:
+            first = stream.first
+            if first is None:
+                return
+            yield Batch(first, _keyset(first, keys))
+
+            def rest() -> Iterator[list[dict[str, Any]]]:
+                while (batch := stream.next_batch()) is not None:
                     yield batch
 
-        if self.engine.dialect.name == "sqlite":
-            # SQLite runs in this process: a reader thread would only fight the mapping for
-            # the GIL (about a fifth of the time of a full read). Read in place, one batch per
-            # step, giving the event loop a turn between batches.
-            with contextlib.closing(self._guard(rows)()) as reader:
-                for batch in reader:
+            # From here on a lost connection is not retried: it surfaces as SourceUnavailable
+            # and the caller's cursor resumes after the last record handed out.
+            if in_place:
+                # SQLite runs in this process: a reader thread would only fight the mapping for
+                # the GIL (about a fifth of the time of a full read). Read in place, one batch
+                # per step, giving the event loop a turn between batches.
+                with contextlib.closing(self._translating(rest)()) as reader:
+                    for batch in reader:
+                        yield Batch(batch, _keyset(batch, keys))
+                        await asyncio.sleep(0)
+                return
+            # aclosing: when the caller stops early (a page is full), the reader thread is
+            # stopped now, not whenever the generator is garbage-collected.
+            async with contextlib.aclosing(
+                iterate_in_thread(self._translating(rest))
+            ) as batches:
+                async for batch in batches:
                     yield Batch(batch, _keyset(batch, keys))
-                    await asyncio.sleep(0)
-            return
-        # aclosing: when the caller stops early (a page is full), the reader thread and its
-        # connections are released now, not whenever the generator is garbage-collected.
-        async with contextlib.aclosing(iterate_in_thread(self._guard(rows))) as batches:
-            async for batch in batches:
-                yield Batch(batch, _keyset(batch, keys))
+        finally:
+            if in_place:
+                stream.close_quietly()
+            else:
+                await asyncio.to_thread(stream.close_quietly)
 
     def _attach_lines(self, conn: sa.Connection, request: ReadRequest | GetRequest,
                       headers: list[dict[str, Any]]) -> None:
@@ -430,7 +460,7 @@ class SqlConnector(Connector):
             header[LINES_KEY] = by_key.get(tuple(header[p] for p in request.id_paths), [])
 
     async def get(self, request: GetRequest) -> Mapping[str, Any] | None:
-        def fetch() -> Iterator[dict[str, Any] | None]:
+        def fetch() -> dict[str, Any] | None:
             wanted = list(dict.fromkeys([*request.id_paths, *request.paths]))
             origin = self._origin(request.origin, wanted)
             query = sa.select(*(origin.column(p).label(p) for p in wanted)).select_from(
@@ -446,23 +476,19 @@ class SqlConnector(Connector):
                     continue
                 value = _coerce(text, col_type)
                 if value is _NO:
-                    yield None  # "abc" can never be the id of an INTEGER key
-                    return
+                    return None  # "abc" can never be the id of an INTEGER key
                 query = query.where(col == sa.literal(value, col_type))
             with self._connect() as conn:
                 row = conn.execute(query.limit(2)).mappings().first()
                 found = dict(row) if row is not None else None
                 if found is not None and request.lines is not None:
                     self._attach_lines(conn, request, [found])
-            yield found
+            return found
 
-        results: list[dict[str, Any] | None] = [
-            found async for found in iterate_in_thread(self._guard(fetch), buffer=1)
-        ]
-        return results[0]
+        return await self._call(fetch)
 
     async def discover(self) -> SourceSchema:
-        def inspect() -> Iterator[SourceSchema]:
+        def inspect() -> SourceSchema:
             with self._connect() as conn:
                 insp = sa.inspect(conn)
                 tables = []
@@ -478,76 +504,185 @@ class SqlConnector(Connector):
                     tables.append(
                         TableInfo(name, cols, tuple(pk.get("constrained_columns") or ()))
                     )
-            yield SourceSchema(tuple(tables))
+            return SourceSchema(tuple(tables))
 
-        schemas: list[SourceSchema] = [
-            schema async for schema in iterate_in_thread(self._guard(inspect), buffer=1)
-        ]
-        return schemas[0]
+        return await self._call(inspect)
 
     async def describe(self, origin: Mapping[str, Any]) -> TableInfo | None:
         """A table's columns and types as they are now; a declared query's column names (types
         are only known once it runs: ``"unknown"``). A table that is gone has no columns."""
 
-        def inspect() -> Iterator[TableInfo]:
+        def inspect() -> TableInfo:
             with self._connect() as conn:
                 if "table" in origin:
                     name = str(origin["table"])
                     try:
                         table = self._reflect(conn, name, origin.get("schema", self.schema))
                     except SourceError:
-                        yield TableInfo(name, ())
-                        return
-                    yield TableInfo(
+                        return TableInfo(name, ())
+                    return TableInfo(
                         table.name,
                         tuple(ColumnInfo(c.name, str(c.type), bool(c.nullable))
                               for c in table.columns),
                         tuple(c.name for c in table.primary_key.columns),
                     )
-                    return
                 sql = str(origin["query"]).replace(":", "\\:")
                 probe = sa.select(sa.text("*")).select_from(
                     sa.text(f"({sql}) AS patchbay_probe")).where(sa.false())
                 names = list(conn.execute(probe).keys())
-                yield TableInfo("(declared query)", tuple(ColumnInfo(n, "unknown") for n in names))
+                return TableInfo("(declared query)", tuple(ColumnInfo(n, "unknown") for n in names))
 
-        infos: list[TableInfo] = [
-            info async for info in iterate_in_thread(self._guard(inspect), buffer=1)
-        ]
-        return infos[0]
+        return await self._call(inspect)
 
     async def check(self) -> None:
-        def ping() -> Iterator[None]:
+        def ping() -> None:
             with self._connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
-            yield None
 
-        async for _ in iterate_in_thread(self._guard(ping), buffer=1):
-            pass
+        await self._call(ping)
 
     # --- plumbing --------------------------------------------------------------------------
 
     def _connect(self) -> sa.Connection:
-        return self.engine.connect()
+        """A pooled connection (pre-pinged). Failing to open one at all (refused, unreachable,
+        a missing SQLite file) is reported as a dropped connection, so the resilience policy
+        retries it and the breaker counts it; other connect errors (a wrong password) are the
+        database answering."""
+        try:
+            return self.engine.connect()
+        except DBAPIError as exc:
+            if exc.connection_invalidated or not _is_connect_error(exc):
+                raise
+            raise ConnectionFailed(exc) from exc
 
-    def _guard(self, make: Callable[[], Iterator[Any]]) -> Callable[[], Generator[Any, None, None]]:
-        """Wrap a blocking generator so driver errors become SourceErrors naming the source."""
+    async def _call(self, fn: Callable[[], T]) -> T:
+        """Run a blocking operation in a worker thread, under the source's resilience policy
+        when the Hub gave one, and translate its final failure into a SourceError."""
+        guard = self.res.sql_guard
+        try:
+            if guard is None:
+                return await asyncio.to_thread(fn)
+            outcome: _Outcome[T] = await guard(_answering(fn))
+            return outcome.unwrap()
+        except SourceUnavailable as exc:
+            cause = exc.__cause__
+            if exc.source != self.res.source or not isinstance(cause, SQLAlchemyError):
+                raise  # the breaker failing fast: already says why
+            # run_sql gave up: say what the driver said too, and drop the chain (a DBAPIError
+            # carries the statement and its parameters).
+            raise SourceUnavailable(
+                self.res.source, f"{_driver_message(cause)}; {exc.detail}", owner=self.res.owner
+            ) from None
+        except (SQLAlchemyError, KeyError) as exc:
+            raise self._translate(exc) from None
+
+    def _plan_call(self, fn: Callable[[], T]) -> T:
+        """``_call`` for synchronous planning: the policy's coroutine runs in a helper thread
+        with its own event loop (the caller's loop is busy running us)."""
+        if self.res.sql_guard is None:
+            try:
+                return fn()
+            except (SQLAlchemyError, KeyError) as exc:
+                raise self._translate(exc) from None
+        with concurrent.futures.ThreadPoolExecutor(1, "patchbay-plan") as pool:
+            return pool.submit(asyncio.run, self._call(fn)).result()
+
+    def _translate(self, exc: SQLAlchemyError | KeyError) -> SourceError:
         source, owner = self.res.source, self.res.owner
+        if isinstance(exc, KeyError):  # a configured column the table does not have
+            return SourceError(source, str(exc.args[0]), owner=owner)
+        message = _driver_message(exc)
+        if is_disconnect(exc) or (isinstance(exc, DBAPIError) and _is_connect_error(exc)):
+            return SourceUnavailable(source, message, owner=owner)
+        return SourceError(source, message, owner=owner)
 
-        def guarded() -> Generator[Any, None, None]:
+    def _translating(
+        self, make: Callable[[], Iterator[T]]
+    ) -> Callable[[], Generator[T, None, None]]:
+        """Wrap a blocking generator so driver errors become SourceErrors naming the source."""
+
+        def translated() -> Generator[T, None, None]:
             try:
                 yield from make()
-            except DBAPIError as exc:
-                message = _driver_message(exc)
-                if exc.connection_invalidated or _is_connect_error(exc):
-                    raise SourceUnavailable(source, message, owner=owner) from None
-                raise SourceError(source, message, owner=owner) from None
-            except KeyError as exc:  # a configured column the table does not have
-                raise SourceError(source, str(exc.args[0]), owner=owner) from None
-            except SQLAlchemyError as exc:
-                raise SourceError(source, _driver_message(exc), owner=owner) from None
+            except (SQLAlchemyError, KeyError) as exc:
+                raise self._translate(exc) from None
 
-        return guarded
+        return translated
+
+
+class ConnectionFailed(sa.exc.DisconnectionError):
+    """A connection to the database could not be opened (see ``SqlConnector._connect``)."""
+
+    def __init__(self, error: DBAPIError) -> None:
+        self.orig = error.orig
+        super().__init__(_driver_message(error))
+
+
+class _Outcome(Generic[T]):
+    """What an operation returned, or the error the database answered with (a missing table or
+    column): both mean the database is up, which the breaker must hear."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: T | None = None, error: Exception | None = None) -> None:
+        self.value = value
+        self.error = error
+
+    def unwrap(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+
+def _answering(fn: Callable[[], T]) -> Callable[[], _Outcome[T]]:
+    def attempt() -> _Outcome[T]:
+        try:
+            return _Outcome(fn())
+        except (SourceError, KeyError) as exc:
+            return _Outcome(error=exc)
+
+    return attempt
+
+
+class _Stream:
+    """The blocking side of one read: its connections, its result, its batches."""
+
+    def __init__(self, connector: SqlConnector, request: ReadRequest) -> None:
+        self.connector = connector
+        self.request = request
+        self.stack = contextlib.ExitStack()
+        self.parts: Iterator[Sequence[sa.Row[Any]]] = iter(())
+        self.names: list[str] = []
+        self.lines_conn: sa.Connection | None = None
+        self.first: list[dict[str, Any]] | None = None
+
+    def start(self) -> None:
+        query = self.connector._select(self.request)
+        conn = self.stack.enter_context(self.connector._connect())
+        result = conn.execution_options(yield_per=self.request.batch_size).execute(query)
+        # Closed before its connection (an ExitStack unwinds in reverse).
+        self.stack.callback(result.close)
+        self.names = list(result.keys())
+        self.parts = result.partitions()
+        self.first = self.next_batch()
+
+    def next_batch(self) -> list[dict[str, Any]] | None:
+        part = next(self.parts, None)
+        if part is None:
+            return None
+        batch = [dict(zip(self.names, row)) for row in part]  # noqa: B905 - same width
+        if self.request.lines is not None:
+            # Another connection: MySQL cannot query while a server-side cursor is open, and
+            # would drop the rest of the stream.
+            if self.lines_conn is None:
+                self.lines_conn = self.stack.enter_context(self.connector._connect())
+            self.connector._attach_lines(self.lines_conn, self.request, batch)
+        return batch
+
+    def close_quietly(self) -> None:
+        """Release the result and connections; a connection already lost cannot fail this."""
+        with contextlib.suppress(SQLAlchemyError):
+            self.stack.close()
 
 
 def _after(keys: Sequence[tuple[SourceOrder, sa.ColumnElement[bool], sa.ColumnElement[Any]]],
@@ -638,6 +773,18 @@ def _keyset(batch: list[dict[str, Any]], keys: list[str]) -> Any:
         return [row[k] for k in keys]
 
     return position_after
+
+
+def _close_cursor_on_disconnect(context: sa.engine.ExceptionContext) -> None:
+    """On a dropped connection SQLAlchemy invalidates the connection but leaves the statement's
+    cursor open; a psycopg server-side cursor (a streamed read) then warns when collected."""
+    if not context.is_disconnect or context.execution_context is None:
+        return
+    # execution_context.cursor: ExceptionContext.cursor is declared but never set (2.1).
+    cursor = getattr(context.execution_context, "cursor", None)
+    if cursor is not None:
+        with contextlib.suppress(Exception):  # the connection is gone: nothing left to tell
+            cursor.close()
 
 
 def _driver_message(exc: SQLAlchemyError) -> str:
