@@ -141,7 +141,7 @@ def test_config_validate(demo_dir: Path, tmp_path: Path) -> None:
     bad.write_text("version: 1\nsources: {erp: {connector: oracle}}\n")
     result = runner.invoke(app, ["config", "validate", str(bad)])
     assert result.exit_code == 2
-    assert "installed connectors: files, sql" in result.stderr
+    assert "installed connectors: files, rest, sql" in result.stderr
     assert "Traceback" not in result.output
 
 

@@ -177,7 +177,7 @@ def project(tmp_path: Path) -> Path:
 @pytest.mark.usefixtures("installed")
 def test_the_registry_lists_the_plugin() -> None:
     registry = ConnectorRegistry()
-    assert registry.names() == ["files", "jsonl", "sql"]
+    assert registry.names() == ["files", "jsonl", "rest", "sql"]
     connector = registry.get("jsonl")
     assert connector.__module__ == "patchbay_jsonl._connector"
     assert connector.kind == "jsonl"
@@ -192,7 +192,7 @@ def test_uninstalled_the_config_fails_at_load(
         load_config(project)  # a fresh ConnectorRegistry, from the entry points
     assert info.value.path == "sources.billing.connector"
     assert "Can't load connector: patchbay.connectors:jsonl" in str(info.value)
-    assert "installed connectors: files, sql" in str(info.value)
+    assert "installed connectors: files, rest, sql" in str(info.value)
 
 
 # --- through the Hub -------------------------------------------------------------------------
@@ -383,7 +383,7 @@ def test_the_cli_without_the_plugin(project: Path) -> None:
                              "sources"], capture_output=True, text=True, env=env, timeout=120,
                             check=False)
     assert result.returncode == 2
-    assert "installed connectors: files, sql" in result.stderr
+    assert "installed connectors: files, rest, sql" in result.stderr
 
 
 # --- the conformance kit -----------------------------------------------------------------------

@@ -64,7 +64,7 @@ def test_missing_file_says_how_to_give_one(tmp_path: Path) -> None:
         (
             lambda d: d["sources"]["erp"].update(connector="oracle"),
             "sources.erp.connector",
-            "installed connectors: files, sql",
+            "installed connectors: files, rest, sql",
         ),
         (
             lambda d: d["sources"]["erp"]["settings"].update(ur="x"),

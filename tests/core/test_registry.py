@@ -90,7 +90,7 @@ def test_unknown_connector_lists_the_known_ones() -> None:
     with pytest.raises(ConnectorNotFound) as info:
         ConnectorRegistry().get("oracle")
     assert "Can't load connector: patchbay.connectors:oracle" in str(info.value)
-    assert "files, sql" in str(info.value)
+    assert "files, rest, sql" in str(info.value)
 
 
 def test_entities_by_entry_point(plugin_dist: Path) -> None:

@@ -1,0 +1,386 @@
+"""The ``rest`` connector: any JSON API described in config, through the Hub's client.
+
+A read GETs the entity's ``endpoint`` (relative to ``base_url``) with its fixed ``params``, the
+pushed-down filters and ``since``, takes the list at ``records`` from each JSON body and asks its
+paginator for the next page, until an empty page, the paginator's end, or ``page_cap`` pages (an
+error: a read never stops silently). Only ``base_url``'s origin (scheme, host, port) is ever
+called: a next URL or Link header pointing elsewhere is refused, so credentials stay there.
+
+A position is ``{"page": <paginator state>, "skip": <records of that page already read>}``: a
+resume fetches that page again and skips what was read. Errors name the source and its owner and
+describe a request as method + host + path, never the query string (it may hold a key).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from patchbay.core.connector import (
+    Batch,
+    Capability,
+    ColumnInfo,
+    Connector,
+    GetRequest,
+    Position,
+    ReadRequest,
+    Resources,
+    SourceFilter,
+    SourceOrder,
+    SourceSchema,
+    TableInfo,
+)
+from patchbay.core.errors import SourceError, SourceUnavailable
+from patchbay.core.filters import Op
+from patchbay.core.mapping import ROW_ERRORS_KEY
+
+from ._paginators import MISSING, Paginator, State, at_path, paginator
+from ._spec import Origin, RestSettings, Since
+
+__all__ = ["RestConnector"]
+
+Row = dict[str, Any]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class RestConnector(Connector):
+    """JSON over HTTP(S); the client (auth, retries, rate limit, breaker) comes from the Hub."""
+
+    kind = "rest"
+    Settings = RestSettings
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.READ, Capability.GET, Capability.INCREMENTAL, Capability.DISCOVER,
+         Capability.CHECK}
+    )
+    pushdown: ClassVar[frozenset[Op]] = frozenset({Op.EQ, Op.GTE})  # refined by accepts()
+    resources = frozenset({"http_client"})
+
+    def __init__(self, settings: RestSettings, resources: Resources) -> None:
+        super().__init__(settings, resources)
+        self.options = settings
+        self.client: httpx.AsyncClient = resources.http_client
+        self.base = httpx.URL(settings.base_url)
+        self._seen: dict[str, Origin] = {}  # origins read so far, by endpoint (for discover)
+
+    # --- planning ----------------------------------------------------------------------------
+
+    def accepts(self, request: ReadRequest, condition: SourceFilter) -> bool:
+        """``eq`` on a declared filter path, and ``since`` (``>=`` on ``since.path``)."""
+        origin = self._origin(request.origin, f"entities.{request.entity}")
+        if condition.fold:
+            return False
+        if condition.op is Op.EQ and condition.path in origin.filters:
+            return _param_text(condition.value) is not None
+        if condition.op is Op.GTE and origin.since is not None:
+            return condition.path == origin.since.path and isinstance(condition.value, date)
+        return False
+
+    def can_order(self, request: ReadRequest, order: SourceOrder) -> bool:
+        return False  # records come in the API's order
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def read(self, request: ReadRequest) -> AsyncGenerator[Batch, None]:
+        origin = self._origin(request.origin, f"entities.{request.entity}")
+        if request.order:
+            raise self._error("the rest connector cannot sort; records come in the API's order")
+        if request.lines is not None:
+            raise self._error("the rest connector does not read lines from a second endpoint")
+        params = self._params(origin, request.filters)
+        pages = paginator(origin.pagination, origin.stop)
+        state, skip = self._resume(request.position, pages)
+        fetched = 0
+        while True:
+            if fetched >= self.options.page_cap:
+                raise self._error(
+                    f"{origin.endpoint}: page_cap reached: read {fetched} pages and the API "
+                    "still has more; raise settings.page_cap if that is expected"
+                )
+            response, body, rows = await self._page(origin, pages, state, params)
+            fetched += 1
+            if not rows:
+                return
+            following = None if _no_more(body, origin) else pages.advance(
+                state, len(rows), response, body
+            )
+            if skip < len(rows):
+                yield Batch(rows[skip:], _positions(state, skip))
+            if following is None:
+                return
+            state, skip = following, 0
+
+    async def _page(self, origin: Origin, pages: Paginator, state: State,
+                    params: Mapping[str, str]) -> tuple[httpx.Response, Any, list[Row]]:
+        call = pages.call(state)
+        if call.url is None:
+            url, query = self._url(origin.endpoint), {**params, **call.params}
+        else:
+            url, query = self._follow(call.url, origin.endpoint), {}
+        response = await self._get(url, query)
+        body = self._json(response, origin.endpoint)
+        return response, body, self._records(body, origin)
+
+    def _records(self, body: Any, origin: Origin) -> list[Row]:
+        found = at_path(body, origin.records)
+        if not isinstance(found, list):
+            what = "nothing" if found is MISSING else f"a JSON {_json_type(found)}"
+            raise self._error(
+                f"{origin.endpoint}: no list of records at records path "
+                f"{origin.records or '(the body)'!r}: found {what}"
+            )
+        rows: list[Row] = []
+        for number, item in enumerate(found, start=1):
+            if isinstance(item, dict):
+                rows.append(item)
+            else:  # kept, so it is quarantined with its reason rather than lost
+                rows.append({"_value": item, ROW_ERRORS_KEY: [
+                    f"{origin.endpoint} record {number}: a JSON {_json_type(item)}, not an object"
+                ]})
+        return rows
+
+    def _params(self, origin: Origin, filters: Sequence[SourceFilter]) -> dict[str, str]:
+        params = {name: _param_text(value) or "" for name, value in origin.params.items()}
+        for condition in filters:
+            if condition.op is Op.EQ and condition.path in origin.filters:
+                params[origin.filters[condition.path]] = _param_text(condition.value) or ""
+            elif condition.op is Op.GTE and origin.since is not None:
+                params[origin.since.param] = _since_text(condition.value, origin.since)
+            else:  # the Hub only sends what accepts() took
+                raise self._error(f"cannot push {condition.path} {condition.op} to the API")
+        return params
+
+    def _resume(self, position: Position | None, pages: Paginator) -> tuple[State, int]:
+        if position is None:
+            return pages.start(), 0
+        if isinstance(position, Mapping) and set(position) == {"page", "skip"}:
+            state, skip = position["page"], position["skip"]
+            if type(skip) is int and skip >= 0 and pages.valid(state):
+                return state, skip
+        raise self._error(
+            f"cannot resume from position {position!r}: expected {{'page': STATE, 'skip': N}}"
+        )
+
+    async def get(self, request: GetRequest) -> Mapping[str, Any] | None:
+        """By the ``detail`` endpoint when declared (and the id has one part); else a scan."""
+        origin = self._origin(request.origin, f"entities.{request.entity}")
+        wanted = tuple(v.strip() for v in request.id_values)
+        if origin.detail is not None and len(wanted) == 1:
+            path = origin.detail.replace("{id}", quote(wanted[0], safe=""))
+            response = await self._get(self._url(path), {}, missing_ok=True)
+            if response is None:
+                return None
+            found = at_path(self._json(response, origin.detail), origin.detail_record)
+            if not isinstance(found, dict):
+                raise self._error(
+                    f"{origin.detail}: no JSON object at detail_record "
+                    f"{origin.detail_record or '(the body)'!r}"
+                )
+            return found
+        scan = ReadRequest(request.entity, request.origin, request.id_paths, request.paths)
+        async with contextlib.aclosing(self.read(scan)) as batches:
+            async for batch in batches:
+                for row in batch.rows:
+                    if _key(row, request.id_paths) == wanted:
+                        return row
+        return None
+
+    # --- health and schema ------------------------------------------------------------------
+
+    async def check(self) -> None:
+        url = self._url(self.options.health) if self.options.health else str(self.base)
+        await self._get(url, {})
+
+    async def discover(self) -> SourceSchema:
+        """One table per endpoint: those in ``settings.discover`` and those read so far."""
+        origins = {o.endpoint: o for o in self.options.discover}
+        origins.update(self._seen)
+        tables = []
+        for origin in origins.values():
+            tables.append(await self._describe(origin))
+        return SourceSchema(tuple(tables))
+
+    async def describe(self, origin: Mapping[str, Any]) -> TableInfo | None:
+        return await self._describe(self._origin(origin, "describe"))
+
+    async def _describe(self, origin: Origin) -> TableInfo:
+        """The keys of the first page's records, with their JSON types."""
+        pages = paginator(origin.pagination, origin.stop)
+        _, _, rows = await self._page(origin, pages, pages.start(), self._params(origin, ()))
+        types: dict[str, str] = {}
+        nullable: set[str] = set()
+        for row in rows:
+            if ROW_ERRORS_KEY in row:
+                continue
+            for name, value in row.items():
+                kind = _json_type(value)
+                if kind == "null":
+                    nullable.add(name)
+                    types.setdefault(name, "null")
+                elif types.get(name) in (None, "null"):
+                    types[name] = kind
+                elif {types[name], kind} == {"integer", "number"}:
+                    types[name] = "number"
+        for row in rows:
+            nullable.update(name for name in types if name not in row)
+        columns = tuple(ColumnInfo(n, t, n in nullable) for n, t in types.items())
+        return TableInfo(origin.endpoint, columns)
+
+    # --- HTTP --------------------------------------------------------------------------------
+
+    async def _get(self, url: str, params: Mapping[str, str], *, missing_ok: bool = False
+                   ) -> Any:
+        headers = self.options.headers
+        try:
+            # params=None, not {}: an empty dict would drop the query string of a next URL
+            response = await self.client.get(url, params=params or None, headers=headers)
+        except SourceError:
+            raise
+        except httpx.HTTPError as exc:
+            what = _describe(httpx.URL(url))
+            raise self._unavailable(f"{what}: {type(exc).__name__}") from None
+        self._log_limits(response)
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        if status == 404 and missing_ok:
+            return None
+        what = _describe(response.request.url)
+        message = f"{what} answered {status} {response.reason_phrase}".rstrip()
+        if 300 <= status < 400:
+            raise self._error(f"{message}: a redirect (set base_url to where the API is)")
+        if status == 429 or status >= 500:
+            raise self._unavailable(message)
+        raise self._error(message)
+
+    def _json(self, response: httpx.Response, endpoint: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            raise self._error(
+                f"{endpoint}: {_describe(response.request.url)} answered {kind} (status "
+                f"{response.status_code}), not JSON"
+            ) from None
+
+    def _url(self, path: str) -> str:
+        return f"{self.options.base_url}/{path.lstrip('/')}"
+
+    def _follow(self, target: str, endpoint: str) -> str:
+        """A next URL (relative to base_url's origin, or absolute) if it stays on that origin."""
+        url = self.base.join(target)
+        if _origin_of(url) != _origin_of(self.base):
+            scheme, host, port = _origin_of(url)
+            raise self._error(
+                f"{endpoint}: refused the next page at {scheme}://{host}:{port}, another origin "
+                f"than base_url's ({self.base.scheme}://{self.base.host}); credentials are only "
+                "sent to base_url's origin"
+            )
+        return str(url)
+
+    def _log_limits(self, response: httpx.Response) -> None:
+        remaining = response.headers.get("x-ratelimit-remaining")
+        if remaining is not None:  # the resilience transport acts on 429 + Retry-After
+            self.res.logger.debug(
+                "source %r: %s: rate limit remaining %s, reset %s", self.res.source,
+                _describe(response.request.url), remaining,
+                response.headers.get("x-ratelimit-reset", "?"),
+            )
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _origin(self, origin: Mapping[str, Any], where: str) -> Origin:
+        try:
+            parsed = Origin.model_validate(dict(origin))
+        except ValidationError as exc:
+            problems = "; ".join(f"{where}.{_problem(e)}" for e in exc.errors(include_url=False))
+            raise self._error(f"invalid from: block: {problems}") from None
+        self._seen.setdefault(parsed.endpoint, parsed)
+        return parsed
+
+    def _error(self, message: str) -> SourceError:
+        return SourceError(self.res.source, message, owner=self.res.owner)
+
+    def _unavailable(self, message: str) -> SourceUnavailable:
+        return SourceUnavailable(self.res.source, message, owner=self.res.owner)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _positions(state: State, skip: int) -> Callable[[int], Position]:
+    def position_after(index: int) -> dict[str, Any]:
+        return {"page": state, "skip": skip + index + 1}
+
+    return position_after
+
+
+def _no_more(body: Any, origin: Origin) -> bool:
+    if origin.stop.has_more_path is None:
+        return False
+    return at_path(body, origin.stop.has_more_path) is False
+
+
+def _key(row: Mapping[str, Any], paths: Sequence[str]) -> tuple[str | None, ...]:
+    values = (at_path(row, p) for p in paths)
+    return tuple(None if v is MISSING or v is None else str(v).strip() for v in values)
+
+
+def _param_text(value: Any) -> str | None:
+    """A filter value as a query parameter; None when it has no plain text form."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, str | int | float | Decimal):
+        return str(value)
+    return None
+
+
+def _since_text(value: Any, since: Since) -> str:
+    moment = value if isinstance(value, datetime) else datetime(value.year, value.month,
+                                                                 value.day)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if since.format == "date":
+        return moment.date().isoformat()
+    if since.format == "epoch":
+        return str(int(moment.timestamp()))
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
+
+
+def _describe(url: httpx.URL) -> str:
+    """``GET api.example.com/v2/invoices``: never the query string."""
+    port = f":{url.port}" if url.port else ""
+    return f"GET {url.host}{port}{url.path}"
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"from.{where}: {message}" if where else f"from: {message}"
