@@ -889,34 +889,6 @@ class Hub:
         raw: bool,
         batch_hint: int | None,
     ) -> AsyncGenerator[Chunk, None]:
-        # aclosing: closing this generator must close the sources' readers now (a full page).
-        inner = self._execute_sources(
-            plan,
-            positions,
-            quality,
-            errors,
-            partial=partial,
-            strict=strict,
-            raw=raw,
-            batch_hint=batch_hint,
-        )
-        with relaxed_gc():
-            async with contextlib.aclosing(inner) as chunks:
-                async for chunk in chunks:
-                    yield chunk
-
-    async def _execute_sources(
-        self,
-        plan: Plan,
-        positions: Mapping[str, Any],
-        quality: QualityReport,
-        errors: list[SourceFailure],
-        *,
-        partial: bool,
-        strict: bool,
-        raw: bool,
-        batch_hint: int | None,
-    ) -> AsyncGenerator[Chunk, None]:
         streams = []
         for source_plan in plan.sources:
             position = positions.get(source_plan.source)
@@ -930,20 +902,23 @@ class Hub:
                     ),
                 )
             )
-        try:
-            if plan.order_by is None:
-                for stream in streams:
-                    async with contextlib.aclosing(self._guarded(stream, errors, partial)) as one:
-                        async for chunk in one:
+        with relaxed_gc():
+            try:
+                if plan.order_by is None:
+                    for stream in streams:
+                        async with contextlib.aclosing(
+                            self._guarded(stream, errors, partial)
+                        ) as one:
+                            async for chunk in one:
+                                yield chunk
+                else:
+                    merged = self._merge(streams, plan, errors, partial)
+                    async with contextlib.aclosing(merged) as chunks:
+                        async for chunk in chunks:
                             yield chunk
-            else:
-                merged = self._merge(streams, plan, errors, partial)
-                async with contextlib.aclosing(merged) as chunks:
-                    async for chunk in chunks:
-                        yield chunk
-        finally:
-            for stream in streams:
-                await stream.aclose()
+            finally:
+                for stream in streams:
+                    await stream.aclose()
 
     async def _guarded(
         self, stream: _Prefetch, errors: list[SourceFailure], partial: bool
