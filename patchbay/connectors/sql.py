@@ -194,6 +194,7 @@ class SqlConnector(Connector):
         if not sa.event.contains(self.engine, "handle_error", _close_cursor_on_disconnect):
             sa.event.listen(self.engine, "handle_error", _close_cursor_on_disconnect)
         self._origins: dict[str, _Origin] = {}
+        self._abandoned: set[asyncio.Future[Any]] = set()  # reads stopped while opening
         self._lock = threading.Lock()
 
     # --- origins ---------------------------------------------------------------------------
@@ -398,7 +399,16 @@ class SqlConnector(Connector):
 
         # Closed before the read returns, whatever happens to it: its server-side cursor
         # (psycopg warns about one left open, MySQL cannot run the next query) and connections.
-        stream = await self._call(start)
+        # A caller that stops while the read is still opening (a full page, a failed sibling
+        # source) cannot stop the worker thread: the stream it opens is closed when it is done.
+        opening = asyncio.ensure_future(self._call(start))
+        try:
+            stream = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_when_opened)
+            self._abandoned.add(opening)
+            opening.add_done_callback(self._abandoned.discard)
+            raise
         in_place = self.engine.dialect.name == "sqlite"
         try:
             first = stream.first
@@ -507,6 +517,11 @@ class SqlConnector(Connector):
             return SourceSchema(tuple(tables))
 
         return await self._call(inspect)
+
+    async def close(self) -> None:
+        """Wait for reads that were stopped while still opening: their streams close then."""
+        if self._abandoned:
+            await asyncio.gather(*self._abandoned, return_exceptions=True)
 
     async def describe(self, origin: Mapping[str, Any]) -> TableInfo | None:
         """A table's columns and types as they are now; a declared query's column names (types
@@ -713,6 +728,11 @@ def _after(keys: Sequence[tuple[SourceOrder, sa.ColumnElement[bool], sa.ColumnEl
         clauses.append(sa.and_(*equal_so_far, after))
         equal_so_far.append(same)
     return sa.or_(*clauses)
+
+
+def _close_when_opened(opening: asyncio.Future[Any]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close_quietly()
 
 
 _NO = object()
