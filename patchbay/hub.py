@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import secrets
+import weakref
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -245,6 +246,8 @@ class Hub:
         self._state: sa.Engine | None = None
         self._quarantine: QuarantineStore | None = None
         self._clients: list[httpx.AsyncClient] = []
+        # Streams a caller may leave unfinished: closed (readers, connections) by close().
+        self._streams: weakref.WeakSet[QueryStream] = weakref.WeakSet()
         self._redis: Redis | None = None
         self._token_store: TokenStore | None = None
         # Retries, waits and breaker transitions of every source, for logs and metrics.
@@ -434,6 +437,9 @@ class Hub:
 
     async def close(self) -> None:
         """Release every connector, engine and pool this Hub opened."""
+        for stream in list(self._streams):  # unfinished queries first: they hold connections
+            with contextlib.suppress(Exception):
+                await stream.aclose()
         connectors, self._connectors = self._connectors, {}
         for instance in connectors.values():
             with contextlib.suppress(Exception):
@@ -633,7 +639,9 @@ class Hub:
                     produced += len(chunk.records)
                     yield chunk
 
-        return QueryStream(run)
+        stream = QueryStream(run)
+        self._streams.add(stream)
+        return stream
 
     async def fetch(
         self,
