@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,31 +73,15 @@ def compare(
             continue  # the origin cannot be described: nothing to compare
         where = f"sources.{source}.entities.{entity}.{spec_path}"
         column = path.split(".", 1)[0]  # a nested JSON path lives in its top-level field
+        finding = partial(Drift, source, owner, entity, where, info.name, column)
         if not info.columns:
-            findings.append(
-                Drift(
-                    source,
-                    owner,
-                    entity,
-                    where,
-                    info.name,
-                    column,
-                    "missing table",
-                    f"{info.name} is gone (or has no columns)",
-                )
-            )
+            findings.append(finding("missing table", f"{info.name} is gone (or has no columns)"))
             continue
         types = {c.name.lower(): c.type for c in info.columns}
         current = types.get(column.lower())
         if current is None:
             findings.append(
-                Drift(
-                    source,
-                    owner,
-                    entity,
-                    where,
-                    info.name,
-                    column,
+                finding(
                     "missing column",
                     f"column {column!r} is no longer in {info.name}; it has "
                     f"{', '.join(c.name for c in info.columns)}",
@@ -106,13 +91,7 @@ def compare(
         before = baseline.get((key, column.lower()))
         if before is not None and before != current:
             findings.append(
-                Drift(
-                    source,
-                    owner,
-                    entity,
-                    where,
-                    info.name,
-                    column,
+                finding(
                     "type changed",
                     f"column {column!r} of {info.name} changed type from {before} to {current}",
                 )
