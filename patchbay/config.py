@@ -116,7 +116,10 @@ class SourceSpec(_Spec):
     auth: dict[str, Any] | None = None
     resilience: ResiliencePolicy = Field(default_factory=ResiliencePolicy)
     http: HttpSpec = Field(default_factory=HttpSpec)
-    entities: dict[str, EntitySpec] = Field(default_factory=dict)
+    # Entity bindings. A connector with a preset (hubspot, xero, ...) offers ready-made ones:
+    # ``preset`` takes them all, ``contact: preset`` one, and a partial block overrides the
+    # preset's field by field (``fields: {phone: null}`` drops one). None: the preset's, if any.
+    entities: Literal["preset"] | dict[str, Literal["preset"] | dict[str, Any]] | None = None
 
 
 class ConsumerSpec(_Spec):
@@ -542,6 +545,46 @@ def _config_error(file: str, problems: list[str]) -> ConfigError:
     return error
 
 
+def _entity_blocks(
+    name: str,
+    source: SourceSpec,
+    connector: type[Connector],
+    settings: BaseModel,
+    problems: list[str],
+) -> dict[str, dict[str, Any]]:
+    """The source's entity bindings with the connector's preset applied (see SourceSpec)."""
+    at = f"sources.{name}.entities"
+    preset = {k: dict(v) for k, v in connector.preset_entities(settings).items()}
+    if source.entities is None or source.entities == "preset":
+        if source.entities == "preset" and not preset:
+            problems.append(f"{at}: connector {source.connector!r} has no preset entities")
+        return preset
+    blocks: dict[str, dict[str, Any]] = {}
+    for entity, block in source.entities.items():
+        base = preset.get(entity)
+        if block == "preset" or (base is not None and isinstance(block, dict)):
+            if base is None:
+                offered = ", ".join(sorted(preset)) or "none"
+                problems.append(
+                    f"{at}.{entity}: connector {source.connector!r} has no preset for "
+                    f"{entity!r} (its presets: {offered})"
+                )
+                continue
+            blocks[entity] = base if block == "preset" else _override(base, block)
+        else:
+            blocks[entity] = dict(block)
+    return blocks
+
+
+def _override(base: dict[str, Any], block: MappingABC[str, Any]) -> dict[str, Any]:
+    """``block`` over ``base``: ``fields`` merge by name (null drops one), other keys replace."""
+    merged = {**base, **{k: v for k, v in block.items() if k != "fields"}}
+    if "fields" in block:
+        fields = {**base.get("fields", {}), **(block["fields"] or {})}
+        merged["fields"] = {k: v for k, v in fields.items() if v is not None}
+    return merged
+
+
 def _build_source(
     name: str,
     source: SourceSpec,
@@ -605,12 +648,22 @@ def _build_source(
         decimal=defaults.decimal,
     )
     mappings: dict[str, Mapping] = {}
-    for entity_name, entity_spec in source.entities.items():
+    for entity_name, block in _entity_blocks(name, source, connector, settings, problems).items():
         where = f"{at}.entities.{entity_name}"
         if entity_name not in entities:
             problems.append(
                 f"{where}: unknown entity {entity_name!r}; entities: {', '.join(entities.names())}"
             )
+            continue
+        try:
+            entity_spec = EntitySpec.model_validate(block)
+        except ValidationError as exc:
+            problems.extend(_format_validation(exc, where))
+            continue
+        try:
+            connector.check_origin(settings, entity_name, entity_spec.origin)
+        except ValueError as exc:
+            problems.append(f"{where}.from: {exc}")
             continue
         try:
             mappings[entity_name] = compile_mapping(

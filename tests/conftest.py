@@ -17,6 +17,11 @@ import sqlalchemy as sa
 
 from patchbay.demo.generate import DemoFiles, generate
 
+# The connectors this package registers through entry points, sorted.
+BUILTIN_CONNECTORS = (
+    "business_central", "files", "hubspot", "odata", "odoo", "rest", "salesforce", "sap_s4hana",
+    "sql", "tryton", "xero",
+)
 REQUIRED = os.environ.get("PATCHBAY_REQUIRE_SERVICES") == "1"
 ROOT = Path(__file__).resolve().parent.parent
 

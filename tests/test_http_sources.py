@@ -12,9 +12,7 @@ import datetime as dt
 import itertools
 import logging
 import random
-import socket
 import ssl
-import threading
 import time
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +21,6 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 import pytest
-import uvicorn
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -31,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
+from servers import Server
 
 from patchbay import Hub, SourceUnavailable
 from patchbay.config import load_config_data
@@ -137,36 +135,6 @@ def make_app(faults: Faults) -> FastAPI:
         return Response(json.dumps({"items": rows}), media_type="application/json")
 
     return app
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    def __init__(self, app: FastAPI, **ssl_options: Any) -> None:
-        self.port = _free_port()
-        scheme = "https" if ssl_options else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                **ssl_options)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("test server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import BUILTIN_CONNECTORS
 
 from patchbay import Hub, Invoice
 from patchbay.config import load_config
@@ -32,6 +33,8 @@ from patchbay.core.errors import ConfigError, SourceError
 from patchbay.core.mapping import ROW_ERRORS_KEY
 from patchbay.core.registry import ConnectorRegistry
 from patchbay.testing import ConformanceCase, ConnectorConformance
+
+INSTALLED = f"installed connectors: {', '.join(BUILTIN_CONNECTORS)}"
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "examples" / "patchbay-jsonl"
@@ -177,7 +180,7 @@ def project(tmp_path: Path) -> Path:
 @pytest.mark.usefixtures("installed")
 def test_the_registry_lists_the_plugin() -> None:
     registry = ConnectorRegistry()
-    assert registry.names() == ["files", "jsonl", "rest", "sql"]
+    assert registry.names() == sorted([*BUILTIN_CONNECTORS, "jsonl"])
     connector = registry.get("jsonl")
     assert connector.__module__ == "patchbay_jsonl._connector"
     assert connector.kind == "jsonl"
@@ -192,7 +195,7 @@ def test_uninstalled_the_config_fails_at_load(
         load_config(project)  # a fresh ConnectorRegistry, from the entry points
     assert info.value.path == "sources.billing.connector"
     assert "Can't load connector: patchbay.connectors:jsonl" in str(info.value)
-    assert "installed connectors: files, rest, sql" in str(info.value)
+    assert INSTALLED in str(info.value)
 
 
 # --- through the Hub -------------------------------------------------------------------------
@@ -383,7 +386,7 @@ def test_the_cli_without_the_plugin(project: Path) -> None:
                              "sources"], capture_output=True, text=True, env=env, timeout=120,
                             check=False)
     assert result.returncode == 2
-    assert "installed connectors: files, rest, sql" in result.stderr
+    assert INSTALLED in result.stderr
 
 
 # --- the conformance kit -----------------------------------------------------------------------

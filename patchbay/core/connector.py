@@ -203,6 +203,22 @@ class Connector:
         self.settings = settings
         self.res = resources
 
+    @classmethod
+    def preset_entities(cls, settings: BaseModel) -> Mapping[str, Mapping[str, Any]]:
+        """Ready-made entity bindings (the YAML shape of a source's ``entities:`` block).
+
+        Vendor presets ship their default mappings here; users take them with ``entities:
+        preset`` or ``contact: preset`` and override them field by field.
+        """
+        return {}
+
+    @classmethod
+    def check_origin(cls, settings: BaseModel, entity: str, origin: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` (saying what to fix) when a ``from:`` block is wrong.
+
+        Called when the config loads, so a bad binding fails there rather than on first read.
+        """
+
     def accepts(self, request: ReadRequest, condition: SourceFilter) -> bool:
         """Whether this source can evaluate ``condition`` for this entity. Default: by operator."""
         return condition.op in self.pushdown

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from test_http_sources import Server
+from servers import Server
 
 from patchbay import Hub
 from patchbay.config import load_config_data

@@ -3,9 +3,12 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import BUILTIN_CONNECTORS
 
 from patchbay.config import load_config, load_config_data, mask_url
 from patchbay.core.errors import ConfigError
+
+INSTALLED = f"installed connectors: {', '.join(BUILTIN_CONNECTORS)}"
 
 
 def base(**entity: Any) -> dict[str, Any]:
@@ -64,7 +67,7 @@ def test_missing_file_says_how_to_give_one(tmp_path: Path) -> None:
         (
             lambda d: d["sources"]["erp"].update(connector="oracle"),
             "sources.erp.connector",
-            "installed connectors: files, rest, sql",
+            INSTALLED,
         ),
         (
             lambda d: d["sources"]["erp"]["settings"].update(ur="x"),
