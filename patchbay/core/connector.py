@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from patchbay.core.filters import Op
 
 __all__ = [
+    "READ_ONLY",
     "Batch",
     "Capability",
     "Clock",
@@ -44,6 +45,10 @@ __all__ = [
     "SqlSettings",
     "TableInfo",
 ]
+
+# An httpx request extension: ``extensions={READ_ONLY: True}`` marks a POST that only reads (a
+# search, a JSON-RPC read), so the resilience layer may replay it like a GET.
+READ_ONLY = "patchbay.read_only"
 
 Position = Any  # JSON-serialisable: where to resume a read (keyset values, a page token, …)
 

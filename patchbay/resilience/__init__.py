@@ -13,9 +13,10 @@ from ._events import Events
 from ._limiter import Limiter, RedisTokenBucket, TokenBucket
 from ._policy import BreakerPolicy, RateLimitPolicy, ResiliencePolicy, RetryPolicy
 from ._sql import run_sql
-from ._transport import STREAM, ResilientTransport
+from ._transport import READ_ONLY, STREAM, ResilientTransport
 
 __all__ = [
+    "READ_ONLY",
     "STREAM",
     "Action",
     "BreakerPolicy",

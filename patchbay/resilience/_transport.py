@@ -8,7 +8,9 @@
 It stops after ``attempts`` tries, or when the next wait would overrun ``budget`` seconds of
 waiting; then a transport failure raises ``SourceUnavailable`` and an HTTP failure returns its
 last response, for the connector to classify. A ``Retry-After`` beyond ``retry_after_cap`` fails
-at once. Writes (POST, PUT, PATCH, DELETE) are retried only with an ``Idempotency-Key`` header.
+at once. Writes (POST, PUT, PATCH, DELETE) are retried only with an ``Idempotency-Key`` header,
+or when the connector marks a POST that only reads (a search, a JSON-RPC read) with
+``extensions={READ_ONLY: True}``.
 
 The body of every response is read inside the try, so a connection dropped mid-body is retried
 like any other transient failure and the per-try timeout covers it. A request that must stream
@@ -23,6 +25,7 @@ import logging
 import httpx
 import tenacity
 
+from patchbay.core.connector import READ_ONLY
 from patchbay.core.errors import SourceUnavailable
 
 from ._breaker import CircuitBreaker
@@ -32,7 +35,7 @@ from ._events import Events, describe
 from ._limiter import Limiter, TokenBucket
 from ._policy import ResiliencePolicy
 
-__all__ = ["STREAM", "WRITE_METHODS", "ResilientTransport", "backoff"]
+__all__ = ["READ_ONLY", "STREAM", "WRITE_METHODS", "ResilientTransport", "backoff"]
 
 STREAM = "patchbay.stream"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -73,7 +76,11 @@ class ResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         retry = self.policy.retry
-        retryable = request.method not in WRITE_METHODS or "Idempotency-Key" in request.headers
+        retryable = (
+            request.method not in WRITE_METHODS
+            or "Idempotency-Key" in request.headers
+            or bool(request.extensions.get(READ_ONLY))
+        )
         if retryable and request.method in WRITE_METHODS:
             await request.aread()  # a replayable body for the next try
         what = describe(request)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from resilience_faults import FakeClock, FaultServer, Hit, Reply
 
+from patchbay.core.connector import READ_ONLY
 from patchbay.core.errors import SourceUnavailable
 from patchbay.resilience import (
     BreakerPolicy,
@@ -245,6 +246,15 @@ async def test_post_is_retried_only_with_an_idempotency_key(
     assert response.status_code == 200
     assert [hit.body for hit in server.hits[1:]] == [b'{"n":2}'] * 3
     assert len(clock.sleeps) == 2
+
+
+async def test_a_post_marked_read_only_is_retried(server: FaultServer, clock: FakeClock) -> None:
+    sequence = replies(Reply(503), Reply(429, {"Retry-After": "1"}))
+    server.behaviour = lambda hit: next(sequence)
+    async with client_for(server.url, ResiliencePolicy(), clock) as client:
+        response = await client.post("/search", json={"q": 1}, extensions={READ_ONLY: True})
+    assert response.status_code == 200
+    assert [hit.body for hit in server.hits] == [b'{"q":1}'] * 3
 
 
 async def test_breaker_opens_fails_fast_and_probes_once(
