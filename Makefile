@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench prism clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check patchbay tests examples benchmarks
 	$(BIN)/mypy patchbay
+
+# The Prism mock server (Node) for the contract tests; they install it on first use too.
+PRISM_DIR := .patchbay/node
+PRISM_VERSION := 5.14.2
+prism:
+	@grep -qs '"version": "$(PRISM_VERSION)"' $(PRISM_DIR)/node_modules/@stoplight/prism-cli/package.json \
+	  || npm install --no-audit --no-fund --prefix $(PRISM_DIR) @stoplight/prism-cli@$(PRISM_VERSION)
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py

@@ -10,7 +10,7 @@
 notebook's).
 """
 
-from patchbay.core.consumers import AccessDenied
+from patchbay.core.consumers import AccessDenied, RateLimited
 from patchbay.core.entities import (
     Address,
     Company,
@@ -37,6 +37,7 @@ from patchbay.core.errors import (
     SourceError,
     SourceUnavailable,
 )
+from patchbay.core.policy import record_to_json
 from patchbay.hub import Hub, Page
 from patchbay.sync import SyncHub
 
@@ -61,10 +62,12 @@ __all__ = [
     "Product",
     "QuarantinedRecord",
     "QueryError",
+    "RateLimited",
     "Record",
     "RecordNotFound",
     "SourceError",
     "SourceUnavailable",
     "SyncHub",
     "Ticket",
+    "record_to_json",
 ]

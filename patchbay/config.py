@@ -29,6 +29,7 @@ from patchbay.core import normalise
 from patchbay.core.connector import Connector
 from patchbay.core.errors import ConfigError, PatchbayError
 from patchbay.core.mapping import EntitySpec, Mapping, MappingError, compile_mapping
+from patchbay.core.policy import EntityPolicySpec, RateLimitSpec, compile_policy
 from patchbay.core.registry import ConnectorRegistry, EntityRegistry
 from patchbay.core.transforms import TransformContext
 from patchbay.resilience import ResiliencePolicy
@@ -123,8 +124,13 @@ class SourceSpec(_Spec):
 
 
 class ConsumerSpec(_Spec):
+    """One consumer's policy (``patchbay.core.policy``): entities, fields, rows, masks."""
+
     trusted: bool = False
     description: str | None = None
+    tenant: str | None = None  # bound: every request runs for this tenant, no other
+    rate_limit: RateLimitSpec | None = None
+    entities: dict[str, EntityPolicySpec] = Field(default_factory=dict)
 
 
 class ConfigSpec(_Spec):
@@ -529,9 +535,36 @@ def load_config_data(
                 )
         except ConfigError as exc:
             problems.append(f"previous_secret_keys[{i}]: {exc.message}")
+    problems.extend(_policy_problems(spec, entities))
     if problems:
         raise _config_error(file, problems)
     return Config(spec, file, base_dir, sources, entities, connectors, secret_key)
+
+
+def _policy_problems(spec: ConfigSpec, entities: EntityRegistry) -> list[str]:
+    """Consumer policies checked against the entity models (compiled again by the Hub)."""
+    problems = []
+    for name, consumer in spec.consumers.items():
+        unknown = [e for e in consumer.entities if e not in entities]
+        if unknown:
+            problems.append(
+                f"consumers.{name}.entities.{unknown[0]}: unknown entity; entities: "
+                f"{', '.join(entities.names())}"
+            )
+            continue
+        try:
+            compile_policy(
+                name,
+                trusted=consumer.trusted,
+                tenant=consumer.tenant,
+                rate_limit=consumer.rate_limit,
+                entities=consumer.entities,
+                models={e: entities.get(e) for e in consumer.entities},
+                secret_key=None if spec.secret_key is None else "<checked>",
+            )
+        except ValueError as exc:
+            problems.append(f"consumers.{name}.{exc}")
+    return problems
 
 
 def _config_error(file: str, problems: list[str]) -> ConfigError:

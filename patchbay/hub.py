@@ -11,6 +11,12 @@ One query, in order:
 5. every condition is re-checked on the canonical record, so push-down can only narrow the scan,
    never change the result.
 
+Every call runs as a consumer (``patchbay.core.policy``): its policy is checked before planning
+(entity, operation, fields of the filter and order, tenant), its row filter joins the filter at
+step 1, its rate limit is taken once the request is valid, and its records come out as views
+(visible fields only, masked where masked). Each query, fetch and get is written once to the
+audit log (``patchbay.core.audit``), off the read path.
+
 Records come out in a stable order: without ``order_by``, source by source (in config order),
 each by its id; with ``order_by``, a streaming merge of the sources sorted on that field.
 """
@@ -37,6 +43,7 @@ from redis.asyncio import Redis
 
 from patchbay.auth import MemoryTokenStore, TokenStore
 from patchbay.config import Config, SourceConfig, for_tenant, load_config, mask_url
+from patchbay.core.audit import VIAS, AuditTicket, AuditWriter
 from patchbay.core.connector import (
     Batch,
     Capability,
@@ -52,7 +59,7 @@ from patchbay.core.connector import (
     SqlSettings,
     TableInfo,
 )
-from patchbay.core.consumers import LOCAL, AccessDenied, Consumer
+from patchbay.core.consumers import LOCAL, AccessDenied, Consumer, RateLimited
 from patchbay.core.cursor import CursorSigner, query_digest
 from patchbay.core.drift import Drift, SchemaBaseline, compare, origin_key
 from patchbay.core.entities import Record
@@ -82,10 +89,20 @@ from patchbay.core.gcpause import relaxed_gc
 from patchbay.core.ids import split_id
 from patchbay.core.mapping import Mapping as EntityMapping
 from patchbay.core.mapping import Quarantined
+from patchbay.core.policy import EntityPolicy, EntityView, compile_policy, sortable_fields
 from patchbay.core.quality import SAMPLE, QualityReport, SourceFailure
 from patchbay.core.quarantine import QuarantineStore
 from patchbay.core.transforms import SourceForm
-from patchbay.resilience import CircuitBreaker, Events, SystemClock, run_sql
+from patchbay.resilience import (
+    CircuitBreaker,
+    Clock,
+    Events,
+    Limiter,
+    RedisTokenBucket,
+    SystemClock,
+    TokenBucket,
+    run_sql,
+)
 
 __all__ = ["Hub", "Page", "Plan", "SourcePlan"]
 
@@ -117,6 +134,7 @@ class Plan:
     sources: tuple[SourcePlan, ...]
     consumer: Consumer
     tenant: str | None = None
+    rules: EntityPolicy | None = None  # the consumer's policy for the entity (None: trusted)
 
     @property
     def digest(self) -> str:
@@ -204,43 +222,79 @@ class Chunk:
 class QueryStream:
     """``async for record in hub.query(...)``; ``quality`` and ``errors`` fill in as it runs."""
 
-    def __init__(self, run: Callable[[QueryStream], AsyncGenerator[Chunk, None]]):
+    def __init__(
+        self,
+        run: Callable[[QueryStream], AsyncGenerator[Chunk, None]],
+        ticket: AuditTicket | None = None,
+    ):
         self.quality = QualityReport()
         self.errors: list[SourceFailure] = []
         self._run = run
         self._chunks: AsyncGenerator[Chunk, None] | None = None
         self._current: list[Record] = []
         self._index = 0
+        self._ticket = ticket
+        if ticket is not None:
+            # A stream dropped unfinished is audited once all the same, with what it delivered.
+            weakref.finalize(self, ticket.finish)
 
     def __aiter__(self) -> QueryStream:
         return self
 
     async def __anext__(self) -> Record:
         # Records travel in batches through the pipeline; here they come out one by one.
-        while self._index >= len(self._current):
-            if self._chunks is None:
-                self._chunks = self._run(self)
-            self._current = (await self._chunks.__anext__()).records
-            self._index = 0
+        try:
+            while self._index >= len(self._current):
+                if self._chunks is None:
+                    self._chunks = self._run(self)
+                self._current = (await self._chunks.__anext__()).records
+                self._index = 0
+        except StopAsyncIteration:
+            if self._ticket is not None:
+                self._ticket.finish()
+            raise
+        except BaseException as exc:
+            if self._ticket is not None:
+                self._ticket.fail(exc)
+            raise
         record = self._current[self._index]
         self._index += 1
+        if self._ticket is not None:
+            self._ticket.delivered((record.id,))
         return record
 
     async def aclose(self) -> None:
-        if self._chunks is not None:
-            await self._chunks.aclose()
+        try:
+            if self._chunks is not None:
+                await self._chunks.aclose()
+        finally:
+            if self._ticket is not None:
+                self._ticket.finish()
 
 
 class Hub:
     """Async entry point. ``async with Hub.from_config("patchbay.yaml") as hub: ...``"""
 
-    def __init__(self, config: Config, *, strict: bool = False, pushdown: bool = True) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        strict: bool = False,
+        pushdown: bool = True,
+        clock: Clock | None = None,
+    ) -> None:
         """``strict``: raise QuarantinedRecord instead of quarantining. ``pushdown=False``:
         evaluate every filter in memory only (results are the same; for checking and debugging).
+        ``clock``: the time of consumers' rate limits and of the audit log.
         """
         self.config = config
         self.strict = strict
         self.pushdown = pushdown
+        self.clock: Clock = clock or SystemClock()
+        self._consumers: dict[str, Consumer] = {}
+        self._limiters: dict[str, Limiter] = {}
+        self._audit: AuditWriter | None = None
+        self._everything: dict[str, EntityPolicy] = {}  # a trusted consumer's catalog entries
         self._connectors: dict[tuple[str, str], Connector] = {}  # by (source, tenant)
         self._engines: list[sa.Engine] = []
         self._state: sa.Engine | None = None
@@ -343,13 +397,120 @@ class Hub:
         return secrets.token_bytes(32)
 
     def consumer(self, name: str | None) -> Consumer:
+        """The consumer of that name with its compiled policy (``local`` when None)."""
         name = name or LOCAL
+        known = self._consumers.get(name)
+        if known is not None:
+            return known
         spec = self.config.spec.consumers.get(name)
         if spec is None:
             raise AccessDenied(
                 f"unknown consumer {name!r}; consumers: {', '.join(self.config.spec.consumers)}"
             )
-        return Consumer(name, trusted=spec.trusted)
+        try:
+            policy = compile_policy(
+                name,
+                trusted=spec.trusted,
+                tenant=spec.tenant,
+                rate_limit=spec.rate_limit,
+                entities=spec.entities,
+                models={e: self.config.entities.get(e) for e in spec.entities},
+                secret_key=self.config.secret_key,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc), file=self.config.file, path=f"consumers.{name}") from None
+        consumer = Consumer(name, trusted=spec.trusted, policy=policy)
+        self._consumers[name] = consumer
+        return consumer
+
+    def catalog(self, consumer: str | None = None) -> list[EntityView]:
+        """The entities ``consumer`` may read, as it sees them: operations, visible fields (with
+        their masks) and the JSON Schema of its records (visible fields only, all optional)."""
+        who = self.consumer(consumer)
+        views = []
+        for entity in self.entities():
+            model = self.config.entities.get(entity)
+            if who.trusted:
+                rules = self._everything.get(entity) or EntityPolicy.everything(model)
+                self._everything[entity] = rules
+            else:
+                found = who.policy.entities.get(entity) if who.policy else None
+                if found is None or not found.operations:
+                    continue
+                rules = found
+            serving = self.config.sources_for(entity)
+            plain = [
+                {
+                    path
+                    for path, pushable in conf.mappings[entity].pushables.items()
+                    if pushable.form is SourceForm.EXACT
+                }
+                for conf in serving
+            ]
+            views.append(
+                rules.describe(sortable_fields(model, plain), [conf.name for conf in serving])
+            )
+        return views
+
+    # --- governance: rate limits and the audit log ----------------------------------------------
+
+    @property
+    def audit(self) -> AuditWriter:
+        """The background writer of the audit log (``patchbay.core.audit``)."""
+        if self._audit is None:
+            self._audit = AuditWriter(self.state_engine)
+        return self._audit
+
+    def _ticket(
+        self,
+        operation: str,
+        entity: str,
+        consumer: str | None,
+        via: str,
+        request_id: str | None,
+        tenant: str | None,
+    ) -> AuditTicket:
+        if via not in VIAS:
+            raise QueryError(f"via {via!r}: a front door is one of {', '.join(VIAS)}")
+        return AuditTicket(
+            self.audit,
+            self.clock,
+            consumer=consumer or LOCAL,
+            via=via,
+            request_id=request_id,
+            tenant=tenant,
+            operation=operation,
+            entity=entity,
+        )
+
+    async def _admit(self, who: Consumer, ticket: AuditTicket) -> None:
+        """Enforce the consumer's rate limit (RateLimited, with the seconds to wait)."""
+        policy = who.policy
+        if policy is None or policy.rate_limit is None:
+            return
+        limiter = self._limiters.get(who.name)
+        if limiter is None:
+            refusing = _Refusing(self.clock, who.name)
+            limit = policy.rate_limit
+            redis = self.redis
+            if redis is not None:
+                limiter = RedisTokenBucket(
+                    redis, f"patchbay:consumer:{who.name}", limit.rate, limit.requests, refusing
+                )
+            else:
+                limiter = TokenBucket(limit.rate, limit.requests, refusing)
+            self._limiters[who.name] = limiter
+        await limiter.acquire()
+
+    def _audited_filter(
+        self, who: Consumer, entity: str, node: Filter | None, since: datetime | str | None
+    ) -> Any:
+        """The filter as the audit log keeps it: values of fields masked for ``who`` masked."""
+        if since is not None:
+            since_condition = Condition("updated_at", Op.GTE, to_json_value(since))
+            node = since_condition if node is None else BoolOp("and", (node, since_condition))
+        rules = who.policy.entities.get(entity) if who.policy and not who.trusted else None
+        return rules.mask_filter(node) if rules is not None else to_json(node)
 
     async def connector(self, source: str, tenant: str | None = None) -> Connector:
         """The source's connector, built on first use with its injected resources.
@@ -373,6 +534,7 @@ class Hub:
                 owner=conf.owner,
                 base_dir=self.config.base_dir,
                 logger=logging.getLogger(f"patchbay.source.{source}"),
+                events=self.events,
             )
             if "sql_engine" in conf.connector.resources:
                 from patchbay.resources import build_sql_engine
@@ -440,6 +602,9 @@ class Hub:
         for stream in list(self._streams):  # unfinished queries first: they hold connections
             with contextlib.suppress(Exception):
                 await stream.aclose()
+        if self._audit is not None:  # then every audit entry, before the state engine goes
+            audit, self._audit = self._audit, None
+            await asyncio.to_thread(audit.close)
         connectors, self._connectors = self._connectors, {}
         for instance in connectors.values():
             with contextlib.suppress(Exception):
@@ -473,8 +638,24 @@ class Hub:
     ) -> Plan:
         who = self.consumer(consumer)
         model = self.config.entities.get(entity)
-        who.require(entity, operation)
+        rules = who.require(entity, operation)
+        if who.policy is not None:
+            tenant = who.policy.check_tenant(tenant)
         node = parse(where, **filters)
+        if rules is not None:
+            # The consumer's own filter and order first; then its row filter joins the query,
+            # so it is pushed down (and re-checked) like any other condition.
+            rules.check_filter(node, who.name)
+            if order_by:
+                rules.check_order(order_by.lstrip("-"), who.name)
+            if since is not None and not rules.is_visible("updated_at"):
+                raise AccessDenied(
+                    f"consumer {who.name!r} may not use since on {entity}: updated_at is not "
+                    "visible to it"
+                )
+            if rules.row_filter is not None:
+                row = rules.row_filter
+                node = row if node is None else BoolOp("and", (node, row))
         serving = self.config.sources_for(entity)
         if sources is not None:
             unknown = set(sources) - {s.name for s in serving}
@@ -506,7 +687,7 @@ class Hub:
         plans = []
         for conf in serving:
             plans.append(await self._plan_source(conf, conf.mappings[entity], bound, order, tenant))
-        return Plan(entity, model, bound, order, tuple(plans), who, tenant)
+        return Plan(entity, model, bound, order, tuple(plans), who, tenant, rules)
 
     async def _plan_source(
         self,
@@ -588,6 +769,41 @@ class Hub:
             lines=lines,
         )
 
+    async def _governed_plan(
+        self,
+        ticket: AuditTicket,
+        entity: str,
+        where: Filter | Mapping[str, Any] | None,
+        filters: Mapping[str, Any],
+        *,
+        since: datetime | str | None,
+        order_by: str | None,
+        consumer: str | None,
+        sources: Sequence[str] | None,
+        tenant: str | None,
+        raw: bool,
+    ) -> Plan:
+        """Plan a query for the audit ``ticket``: the filter is recorded (masked) before the
+        policy may refuse it, and the rate limit is taken once the request is valid."""
+        who = self.consumer(consumer)
+        node = parse(where, **filters)
+        ticket.filters = self._audited_filter(who, entity, node, since)
+        plan = await self.plan(
+            entity,
+            node,
+            since=since,
+            order_by=order_by,
+            consumer=consumer,
+            sources=sources,
+            tenant=tenant,
+        )
+        ticket.tenant = plan.tenant
+        ticket.sources = [s.source for s in plan.sources if s.excluded is None]
+        if plan.rules is not None:
+            _check_raw(plan.rules, raw, who.name)
+        await self._admit(who, ticket)
+        return plan
+
     # --- reading -------------------------------------------------------------------------------
 
     def query(
@@ -604,20 +820,30 @@ class Hub:
         partial: bool = False,
         strict: bool | None = None,
         raw: bool = False,
+        via: str = "python",
+        request_id: str | None = None,
         **filters: Any,
     ) -> QueryStream:
-        """Stream matching records: ``async for record in hub.query("contact", email=...)``."""
+        """Stream matching records: ``async for record in hub.query("contact", email=...)``.
+
+        A consumer with a policy receives views of the records (its visible fields, masked
+        where masked). ``via`` (python, cli, rest, mcp, tool) and ``request_id`` go to the audit
+        log, which records the request once, when the stream ends or is closed.
+        """
+        ticket = self._ticket("query", entity, consumer, via, request_id, tenant)
 
         async def run(stream: QueryStream) -> AsyncGenerator[Chunk, None]:
-            plan = await self.plan(
+            plan = await self._governed_plan(
+                ticket,
                 entity,
                 where,
+                filters,
                 since=since,
                 order_by=order_by,
                 consumer=consumer,
                 sources=sources,
                 tenant=tenant,
-                **filters,
+                raw=raw,
             )
             produced = 0
             async with contextlib.aclosing(
@@ -634,12 +860,12 @@ class Hub:
             ) as chunks:
                 async for chunk in chunks:
                     if limit is not None and produced + len(chunk.records) >= limit:
-                        yield chunk.head(limit - produced)
+                        yield _viewed(chunk.head(limit - produced), plan.rules)
                         break
                     produced += len(chunk.records)
-                    yield chunk
+                    yield _viewed(chunk, plan.rules)
 
-        stream = QueryStream(run)
+        stream = QueryStream(run, ticket)
         self._streams.add(stream)
         return stream
 
@@ -658,21 +884,44 @@ class Hub:
         partial: bool = False,
         strict: bool | None = None,
         raw: bool = False,
+        via: str = "python",
+        request_id: str | None = None,
         **filters: Any,
     ) -> Page:
         """One page of records and the cursor to the next (None on the last page)."""
-        if limit < 1:
-            raise QueryError(f"limit must be at least 1, got {limit}")
-        plan = await self.plan(
-            entity,
-            where,
-            since=since,
-            order_by=order_by,
-            consumer=consumer,
-            sources=sources,
-            tenant=tenant,
-            **filters,
-        )
+        ticket = self._ticket("fetch", entity, consumer, via, request_id, tenant)
+        try:
+            if limit < 1:
+                raise QueryError(f"limit must be at least 1, got {limit}")
+            plan = await self._governed_plan(
+                ticket,
+                entity,
+                where,
+                filters,
+                since=since,
+                order_by=order_by,
+                consumer=consumer,
+                sources=sources,
+                tenant=tenant,
+                raw=raw,
+            )
+            page = await self._page(plan, limit, cursor, partial, strict, raw)
+        except BaseException as exc:
+            ticket.fail(exc)
+            raise
+        ticket.delivered(record.id for record in page.records)
+        ticket.finish()
+        return page
+
+    async def _page(
+        self,
+        plan: Plan,
+        limit: int,
+        cursor: str | None,
+        partial: bool,
+        strict: bool | None,
+        raw: bool,
+    ) -> Page:
         positions = self.signer.load(cursor, plan.digest) if cursor else {}
         quality = QualityReport()
         errors: list[SourceFailure] = []
@@ -702,6 +951,8 @@ class Hub:
                 if len(taken) < len(chunk.records):
                     more_from = chunk.source
                     break
+        if plan.rules is not None:
+            records = [_view(plan.rules, record) for record in records]
         if more_from is None:
             return Page(records, None, quality, errors)
         # Sources not reached on this page keep the position they had.
@@ -727,10 +978,36 @@ class Hub:
         consumer: str | None = None,
         raw: bool = False,
         tenant: str | None = None,
+        via: str = "python",
+        request_id: str | None = None,
     ) -> Record:
-        who = self.consumer(consumer)
-        self.config.entities.get(entity)  # EntityNotFound before anything else
-        who.require(entity, "get")
+        """One record by its canonical id (RecordNotFound also when it lies outside the
+        consumer's row filter: its existence does not leak)."""
+        ticket = self._ticket("get", entity, consumer, via, request_id, tenant)
+        try:
+            who = self.consumer(consumer)
+            self.config.entities.get(entity)  # EntityNotFound before anything else
+            rules = who.require(entity, "get")
+            if who.policy is not None:
+                tenant = ticket.tenant = who.policy.check_tenant(tenant)
+            if rules is not None:
+                _check_raw(rules, raw, who.name)
+            await self._admit(who, ticket)
+            record = await self._get(entity, record_id, raw, tenant, ticket)
+            if rules is not None:
+                if rules.row_predicate is not None and not rules.row_predicate(record):
+                    raise RecordNotFound(entity, record_id)
+                record = _view(rules, record)
+        except BaseException as exc:
+            ticket.fail(exc)
+            raise
+        ticket.delivered((record.id,))
+        ticket.finish()
+        return record
+
+    async def _get(
+        self, entity: str, record_id: str, raw: bool, tenant: str | None, ticket: AuditTicket
+    ) -> Record:
         try:
             source, parts = split_id(record_id)
         except ValueError as exc:
@@ -738,6 +1015,7 @@ class Hub:
         conf = self.config.sources.get(source)
         if conf is None or entity not in conf.mappings:
             raise RecordNotFound(entity, record_id)
+        ticket.sources = [source]
         mapping = conf.mappings[entity]
         if len(parts) != len(mapping.id_paths):
             raise RecordNotFound(entity, record_id)
@@ -985,6 +1263,8 @@ class Hub:
             mapping, source_plan.pushed, source_plan.order, position, batch_size
         )
         predicate = plan.filter.predicate if plan.filter.node is not None else None
+        # Start and end of every source read, as events: how many reads are in flight at once.
+        self.events.emit("read_start", name, f"{name}: reading {plan.entity}", level=logging.DEBUG)
         try:
             connector = await self.connector(name, plan.tenant)
             async with contextlib.aclosing(connector.read(request)) as batches:
@@ -1012,6 +1292,10 @@ class Hub:
             raise
         except Exception as exc:
             raise _wrap(conf, exc) from exc
+        finally:
+            self.events.emit(
+                "read_end", name, f"{name}: read of {plan.entity} ended", level=logging.DEBUG
+            )
 
     async def _keep_aside(self, stats: Any, rows: list[Quarantined]) -> None:
         stats.quarantined += len(rows)
@@ -1019,6 +1303,43 @@ class Hub:
         if room > 0:
             stats.samples.extend(rows[:room])
         await asyncio.to_thread(self.quarantine.add, rows)
+
+
+def _view(rules: EntityPolicy, record: Record) -> Record:
+    # A restricted consumer's view has only its visible fields: it reads like the record (same
+    # attribute names) but is not an instance of the entity model.
+    return rules.apply(record)  # type: ignore[return-value]
+
+
+def _viewed(chunk: Chunk, rules: EntityPolicy | None) -> Chunk:
+    if rules is not None and rules.view is not None:
+        chunk = Chunk(chunk.source, chunk.batch, [_view(rules, r) for r in chunk.records], [])
+    return chunk
+
+
+def _check_raw(rules: EntityPolicy, raw: bool, consumer: str) -> None:
+    if raw and "raw" not in rules.visible:
+        raise AccessDenied(
+            f"consumer {consumer!r} may not read the raw source rows of {rules.entity}"
+        )
+
+
+class _Refusing:
+    """A clock for a consumer's token bucket: where the bucket would wait, the request is
+    refused instead (RateLimited with the wait), so a gateway answers 429 at once."""
+
+    def __init__(self, clock: Clock, consumer: str) -> None:
+        self._clock = clock
+        self._consumer = consumer
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        raise RateLimited(self._consumer, seconds)
 
 
 class _SortKey:
@@ -1154,6 +1475,16 @@ def _source_filter(
     source: str, mapping: EntityMapping, cond: BoundCondition
 ) -> tuple[SourceFilter | None, str]:
     """The source-side form of a condition, or None and why it stays in memory only."""
+    if cond.field.path == "source" and cond.op in (Op.EQ, Op.NE, Op.IN):
+        # Every record of a source carries its name: such a condition (often a consumer's row
+        # filter, ``source in [crm]``) decides at planning whether the source is read at all.
+        if cond.op is Op.IN:
+            holds = source in cond.value
+        else:
+            holds = (source == cond.value) is (cond.op is Op.EQ)
+        if not holds:
+            raise _NoMatchHere(f"no record of source {source!r} can match")
+        return None, "true of every record of this source"
     pushable = mapping.pushables.get(cond.field.path)
     if pushable is None:
         return None, "not mapped from a plain column here"

@@ -16,7 +16,7 @@ import httpx
 import sqlalchemy as sa
 from redis.asyncio import Redis
 
-from patchbay.auth import TokenStore, build_auth
+from patchbay.auth import TokenStore, build_auth, install_redactor
 from patchbay.auth._redact import install_cookie_redactor
 from patchbay.config import HttpSpec, SourceConfig, resolve_sqlite_path
 from patchbay.core.connector import SqlSettings
@@ -79,6 +79,8 @@ def build_http_client(
     """
     opened = opened if opened is not None else []
     install_cookie_redactor()  # session cookies never reach a log, whatever the scheme
+    for param in conf.connector.redact_params:
+        install_redactor(param)
     spec, policy = conf.spec.http, conf.spec.resilience
     tls = _tls(spec, base_dir)
     limits = httpx.Limits(max_connections=spec.max_connections)

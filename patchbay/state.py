@@ -28,7 +28,7 @@ from alembic.config import Config
 __all__ = ["HEAD", "VERSION_TABLE", "current", "upgrade"]
 
 VERSION_TABLE = "patchbay_alembic_version"
-HEAD = "0002"
+HEAD = "0003"
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Any fixed 64-bit number: the key of the PostgreSQL advisory lock that serialises upgrades.
 _ADVISORY_LOCK = 0x7061_7463_6862_6179  # "patchbay"

@@ -14,23 +14,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from support import BUILTIN_CONNECTORS, REQUIRED, ROOT, unavailable  # noqa: F401 (re-exported)
 
 from patchbay.demo.generate import DemoFiles, generate
-
-# The connectors this package registers through entry points, sorted.
-BUILTIN_CONNECTORS = (
-    "business_central", "files", "hubspot", "odata", "odoo", "rest", "salesforce", "sap_s4hana",
-    "sql", "tryton", "xero",
-)
-REQUIRED = os.environ.get("PATCHBAY_REQUIRE_SERVICES") == "1"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def unavailable(reason: str) -> None:
-    """Skip, or fail when services are required."""
-    if REQUIRED:
-        pytest.fail(f"{reason} (PATCHBAY_REQUIRE_SERVICES=1)", pytrace=False)
-    pytest.skip(reason)
 
 
 def _port_open(port: int) -> bool:

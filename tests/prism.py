@@ -51,8 +51,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import ROOT, unavailable
 from servers import Server, free_port
+from support import ROOT, unavailable
 
 __all__ = ["PRISM_VERSION", "Exchange", "PrismMock", "prism_binary", "prism_server", "shared_prism"]
 

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import BUILTIN_CONNECTORS
+from support import BUILTIN_CONNECTORS
 from typer.testing import CliRunner
 
 from patchbay.cli import app

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BUILTIN_CONNECTORS
+from support import BUILTIN_CONNECTORS
 
 from patchbay import Hub, Invoice
 from patchbay.config import load_config

@@ -22,11 +22,12 @@ from patchbay.core.drift import baseline_table
 from patchbay.core.quarantine import QuarantineStore, metadata, quarantine_table
 
 TABLES = ["patchbay_credentials", "patchbay_quarantine", "patchbay_schema_baseline"]
+GOVERNANCE = ["api_keys", "patchbay_audit"]  # migration 0003: the gateway's keys, the audit log
 
 
 def _drop_all(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        for name in [*TABLES, state.VERSION_TABLE]:
+        for name in [*TABLES, *GOVERNANCE, state.VERSION_TABLE]:
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
 
 
@@ -73,7 +74,7 @@ def test_upgrade_creates_every_table_on_an_empty_database(engines: list[sa.Engin
     assert state.current(engine) is None
     state.upgrade(engine)
     assert state.current(engine) == state.HEAD
-    assert set(TABLES) <= set(sa.inspect(engine).get_table_names())
+    assert {*TABLES, *GOVERNANCE} <= set(sa.inspect(engine).get_table_names())
 
 
 def test_upgrade_twice_is_a_no_op(engines: list[sa.Engine]) -> None:
@@ -160,4 +161,4 @@ def test_processes_starting_at_once_upgrade_once(url: str, engines: list[sa.Engi
 def test_the_migrations_ship_inside_the_package() -> None:
     assert (state.MIGRATIONS / "env.py").is_file()
     versions = sorted(p.name for p in (state.MIGRATIONS / "versions").glob("0*.py"))
-    assert versions == ["0001_initial.py", "0002_credentials.py"]
+    assert versions == ["0001_initial.py", "0002_credentials.py", "0003_audit.py"]

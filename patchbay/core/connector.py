@@ -178,6 +178,9 @@ class Resources:
     sql_guard: Any = None
     clock: Clock = field(default_factory=Clock)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("patchbay.source"))
+    # The Hub's event sink (``count(counter, source)``, ``emit(event, source, message)``): what
+    # a connector reports beyond its log, such as API quota readings. None outside a Hub.
+    events: Any = None
 
 
 class Connector:
@@ -188,6 +191,9 @@ class Connector:
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.READ})
     pushdown: ClassVar[frozenset[Op]] = frozenset()
     resources: ClassVar[frozenset[str]] = frozenset()
+    # Query parameters whose values never reach a log (httpx logs request URLs at INFO): a
+    # query language's text (SOQL ``q``) carries filter values, which may be personal data.
+    redact_params: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -12,6 +12,7 @@ one exit code (CLI) or one problem type (gateway), so the tree is part of the pu
     ├── RecordNotFound           ``get`` of an id no source has
     ├── QuarantinedRecord        strict mode: a row failed validation (carries the reasons)
     ├── AccessDenied             the consumer may not do this (patchbay.core.consumers)
+    ├── RateLimited              over the consumer's rate limit; ``retry_after`` seconds (same)
     └── SourceError              a source failed: names source and owner
         └── SourceUnavailable    the source cannot be reached (refused, down, breaker open)
 

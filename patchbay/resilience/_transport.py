@@ -8,7 +8,10 @@
 It stops after ``attempts`` tries, or when the next wait would overrun ``budget`` seconds of
 waiting; then a transport failure raises ``SourceUnavailable`` and an HTTP failure returns its
 last response, for the connector to classify. A ``Retry-After`` beyond ``retry_after_cap`` fails
-at once. Writes (POST, PUT, PATCH, DELETE) are retried only with an ``Idempotency-Key`` header,
+at once. A successful response saying the quota is spent (``X-RateLimit-Remaining: 0`` or
+``RateLimit-Remaining: 0``, HubSpot's ``X-HubSpot-RateLimit-Remaining``) with a reset time holds
+the source's next requests until then (at most ``retry_after_cap``), rather than running into
+429s. Writes (POST, PUT, PATCH, DELETE) are retried only with an ``Idempotency-Key`` header,
 or when the connector marks a POST that only reads (a search, a JSON-RPC read) with
 ``extensions={READ_ONLY: True}``.
 
@@ -73,6 +76,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         self.breaker = breaker or CircuitBreaker(
             source, owner, policy.breaker, self.clock, events=self.events
         )
+        self._quota_resets_at = 0.0  # monotonic time the server said the spent quota resets
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         retry = self.policy.retry
@@ -97,6 +101,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             await self.breaker.record(not _breaker_failure(response, error))
             if decision.action is Action.OK:
                 assert response is not None
+                self._note_quota(response)
                 return response
             if decision.action is Action.FAIL:
                 if decision.wait is not None:  # asked to wait longer than the cap allows
@@ -161,7 +166,24 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         await self.inner.aclose()
 
+    def _note_quota(self, response: httpx.Response) -> None:
+        reset = quota_reset(response.headers, self.clock.now().timestamp())
+        if reset is not None:
+            until = self.clock.monotonic() + min(reset, self.policy.retry.retry_after_cap)
+            self._quota_resets_at = max(self._quota_resets_at, until)
+
     async def _acquire(self, what: str) -> None:
+        hold = self._quota_resets_at - self.clock.monotonic()
+        if hold > 0:
+            self.events.emit(
+                "rate_limit_wait",
+                self.source,
+                f"{self.source}: {what} waits {hold:.3f} s: the API said its quota is spent",
+                owner=self.owner,
+                request=what,
+                wait=hold,
+            )
+            await self.clock.sleep(hold)
         if self.limiter is None:
             return
         waited = await self.limiter.acquire()
@@ -216,6 +238,33 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         if error is not None or response is None:
             raise SourceUnavailable(self.source, f"{what}: {reason}", owner=self.owner) from error
         return response
+
+
+_REMAINING = ("x-ratelimit-remaining", "ratelimit-remaining", "x-hubspot-ratelimit-remaining")
+_RESET = ("x-ratelimit-reset", "ratelimit-reset", "x-hubspot-ratelimit-interval-milliseconds")
+
+
+def quota_reset(headers: httpx.Headers, now: float) -> float | None:
+    """Seconds until a spent quota resets, from rate-limit headers; None while quota is left.
+
+    A reset value above 10^9 is a Unix time (GitHub, Twitter), smaller ones are seconds (the
+    IETF ``RateLimit-Reset``); HubSpot gives its interval in milliseconds.
+    """
+    remaining = next((headers[n] for n in _REMAINING if n in headers), None)
+    if remaining is None or remaining.strip() != "0":
+        return None
+    for name in _RESET:
+        if name in headers:
+            try:
+                value = float(headers[name].split(",")[0])
+            except ValueError:
+                return None
+            if name.endswith("milliseconds"):
+                value /= 1000
+            elif value > 1e9:
+                value -= now
+            return max(0.0, value)
+    return None
 
 
 def _breaker_failure(response: httpx.Response | None, error: Exception | None) -> bool:

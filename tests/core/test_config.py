@@ -3,7 +3,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BUILTIN_CONNECTORS
+from support import BUILTIN_CONNECTORS
 
 from patchbay.config import load_config, load_config_data, mask_url
 from patchbay.core.errors import ConfigError

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import BUILTIN_CONNECTORS
 
 from patchbay.core.connector import Capability, Connector
 from patchbay.core.errors import ConnectorNotFound, EntityNotFound
@@ -90,7 +91,7 @@ def test_unknown_connector_lists_the_known_ones() -> None:
     with pytest.raises(ConnectorNotFound) as info:
         ConnectorRegistry().get("oracle")
     assert "Can't load connector: patchbay.connectors:oracle" in str(info.value)
-    assert "files, rest, sql" in str(info.value)
+    assert f"installed connectors: {', '.join(BUILTIN_CONNECTORS)}" in str(info.value)
 
 
 def test_entities_by_entry_point(plugin_dist: Path) -> None:

@@ -11,7 +11,7 @@ import itertools
 import random
 import socket
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
@@ -246,6 +246,46 @@ async def test_post_is_retried_only_with_an_idempotency_key(
     assert response.status_code == 200
     assert [hit.body for hit in server.hits[1:]] == [b'{"n":2}'] * 3
     assert len(clock.sleeps) == 2
+
+
+@pytest.mark.parametrize(
+    ("headers", "hold"),
+    [
+        ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "7"}, 7.0),
+        ({"RateLimit-Remaining": "0", "RateLimit-Reset": "3"}, 3.0),
+        ({"X-HubSpot-RateLimit-Remaining": "0",
+          "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}, 10.0),
+        ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "100000"}, 120.0),  # capped
+        # a Unix time: the fake clock's wall time is 2025-01-01 plus its monotonic 1000 s
+        ({"X-RateLimit-Remaining": "0",
+          "X-RateLimit-Reset": str(int(datetime(2025, 1, 1, tzinfo=UTC).timestamp()) + 1005)},
+         5.0),
+    ],
+)
+async def test_a_spent_quota_holds_the_next_request_until_it_resets(
+    server: FaultServer, clock: FakeClock, headers: dict[str, str], hold: float
+) -> None:
+    sequence = replies(Reply(200, headers))
+    server.behaviour = lambda hit: next(sequence)
+    async with client_for(server.url, ResiliencePolicy(), clock) as client:
+        assert (await client.get("/orders")).status_code == 200
+        assert clock.sleeps == []
+        assert (await client.get("/orders")).status_code == 200
+        assert (await client.get("/orders")).status_code == 200
+    assert clock.sleeps == [pytest.approx(hold)]  # once: the second reply left quota
+    assert server.count() == 3
+
+
+async def test_quota_left_or_unreadable_reset_holds_nothing(
+    server: FaultServer, clock: FakeClock
+) -> None:
+    sequence = replies(Reply(200, {"X-RateLimit-Remaining": "4", "X-RateLimit-Reset": "9"}),
+                       Reply(200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "soon"}))
+    server.behaviour = lambda hit: next(sequence)
+    async with client_for(server.url, ResiliencePolicy(), clock) as client:
+        for _ in range(3):
+            assert (await client.get("/orders")).status_code == 200
+    assert clock.sleeps == []
 
 
 async def test_a_post_marked_read_only_is_retried(server: FaultServer, clock: FakeClock) -> None:

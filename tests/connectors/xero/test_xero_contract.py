@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import REQUIRED
 from prism import PrismMock, prism_binary, prism_server, shared_prism
+from support import REQUIRED
 
 from patchbay import Hub
 from patchbay.config import load_config_data
