@@ -38,6 +38,7 @@ prism:
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/gateway.py
 
 clean:
 	rm -rf $(VENV) .patchbay .pytest_cache .mypy_cache .ruff_cache

@@ -32,7 +32,10 @@ import typer
 from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 
+from patchbay.cli_ai import mcp_command
+from patchbay.cli_audit import audit_app
 from patchbay.cli_creds import creds_app
+from patchbay.cli_gateway import gateway_app
 from patchbay.config import Config, load_config
 from patchbay.core.consumers import AccessDenied
 from patchbay.core.drift import Drift
@@ -75,6 +78,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(auth_app, name="auth")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(creds_app, name="creds")
+app.add_typer(audit_app, name="audit")
+app.add_typer(gateway_app)  # patchbay serve, patchbay keys
 
 class _Console(Console):
     """Piped output is read by programs and people's pagers, not an 80-column terminal: tables
@@ -252,6 +257,7 @@ def query(
             strict=strict,
             sources=source,
             tenant=tenant,
+            via="cli",
         )
         records: list[Record] = []
         status = err.status(f"reading {entity}...") if progress else None
@@ -318,7 +324,7 @@ def get(
     tenant: Annotated[str | None, typer.Option(help="Use this tenant's credentials.")] = None,
 ) -> None:
     """Fetch one record by its canonical id."""
-    record = _run(lambda hub: hub.get(entity, record_id, tenant=tenant))
+    record = _run(lambda hub: hub.get(entity, record_id, tenant=tenant, via="cli"))
     if output is not Format.table:
         out.print_json(json.dumps(to_json(record), ensure_ascii=False))
         return
@@ -646,6 +652,9 @@ def demo(
         out.print(bad)
 
     _run(run)
+
+
+app.command("mcp")(mcp_command)  # after the commands above: listed in this order
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from opentelemetry import trace
 from redis.asyncio import Redis
 
 from patchbay.auth import MemoryTokenStore, TokenStore
@@ -306,6 +307,9 @@ class Hub:
         self._token_store: TokenStore | None = None
         # Retries, waits and breaker transitions of every source, for logs and metrics.
         self.events = Events()
+        # Spans around source reads; the global provider's (a no-op until one is configured)
+        # unless a front door hands its own (the gateway's ``tracer_provider``).
+        self.tracer: trace.Tracer = trace.get_tracer("patchbay.hub")
         self._signer: CursorSigner | None = None
         self._lock = asyncio.Lock()
 
@@ -1265,6 +1269,11 @@ class Hub:
         predicate = plan.filter.predicate if plan.filter.node is not None else None
         # Start and end of every source read, as events: how many reads are in flight at once.
         self.events.emit("read_start", name, f"{name}: reading {plan.entity}", level=logging.DEBUG)
+        # A span per source read, a child of the caller's (the gateway's request) when traced.
+        span = self.tracer.start_span(
+            "patchbay.source.read",
+            attributes={"patchbay.source": name, "patchbay.entity": plan.entity},
+        )
         try:
             connector = await self.connector(name, plan.tenant)
             async with contextlib.aclosing(connector.read(request)) as batches:
@@ -1288,11 +1297,18 @@ class Hub:
                     stats.delivered += len(chunk.records)
                     if chunk.records:
                         yield chunk
+                    if batch_hint is not None and stats.delivered >= batch_hint:
+                        # A page (or a query's limit) needs at most this many records of one
+                        # source: reading ahead would only map and validate rows for nothing.
+                        break
         except (SourceError, QuarantinedRecord):
             raise
         except Exception as exc:
             raise _wrap(conf, exc) from exc
         finally:
+            span.set_attribute("patchbay.rows_read", stats.read)
+            span.set_attribute("patchbay.rows_delivered", stats.delivered)
+            span.end()
             self.events.emit(
                 "read_end", name, f"{name}: read of {plan.entity} ended", level=logging.DEBUG
             )

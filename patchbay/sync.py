@@ -17,6 +17,7 @@ from patchbay.config import Config, SourceConfig, load_config
 from patchbay.core.connector import SourceSchema
 from patchbay.core.drift import Drift
 from patchbay.core.entities import Record
+from patchbay.core.policy import EntityView
 from patchbay.core.filters import Filter
 from patchbay.core.quality import QualityReport, SourceFailure
 from patchbay.core.quarantine import QuarantineStore
@@ -114,6 +115,10 @@ class SyncHub:
 
     def check(self, sources: Sequence[str] | None = None) -> dict[str, SourceFailure | None]:
         return self._run(self.hub.check(sources))
+
+    def catalog(self, consumer: str | None = None) -> list[EntityView]:
+        """The entities ``consumer`` may read, as it sees them (see :meth:`Hub.catalog`)."""
+        return self.hub.catalog(consumer)
 
     def discover(self, source: str) -> SourceSchema:
         return self._run(self.hub.discover(source))

@@ -47,3 +47,39 @@ def test_the_example_config_is_the_demo_config(demo_dir: Path) -> None:
     assert (ROOT / "examples" / "patchbay.yaml").read_text() == (
         ROOT / "patchbay" / "demo" / "patchbay.yaml"
     ).read_text()
+
+
+CONFIGS = sorted((ROOT / "examples" / "connectors").glob("*.yaml"))
+
+
+def test_every_vendor_connector_has_an_example_config() -> None:
+    assert [p.stem for p in CONFIGS] == [
+        "business_central", "hubspot", "odata", "odoo", "salesforce", "sap_s4hana", "tryton",
+        "xero"]
+
+
+@pytest.mark.parametrize(
+    "config", [*CONFIGS, ROOT / "examples" / "multi-source.yaml"], ids=lambda p: p.name
+)
+def test_readme_shows_the_config_verbatim_and_it_loads(config: Path) -> None:
+    assert config.read_text() in (ROOT / "README.md").read_text()
+    loaded = load_config(config, resolve_secrets=False)
+    assert loaded.sources
+
+
+def test_the_readme_links_resolve() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    targets = set(re.findall(r"\]\(((?:docs|examples)/[^)#]+)\)", readme))
+    assert targets
+    assert sorted(t for t in targets if not (ROOT / t).exists()) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["gateway_consumers.yaml", "gateway_session.sh", "mcp_host_config.json"]
+)
+def test_readme_shows_the_front_door_examples_verbatim(name: str) -> None:
+    # each also runs in its own test: tests/gateway/test_example_session.py, tests/ai
+    text = (ROOT / "examples" / name).read_text()
+    assert text.rstrip("\n") in (ROOT / "README.md").read_text()

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from governance_kit import governed
 
-from patchbay import AccessDenied, Hub, RecordNotFound
+from patchbay import AccessDenied, Hub, RecordNotFound, SyncHub
 from patchbay.config import load_config
 from patchbay.core.entities import Contact, Record
 from patchbay.core.errors import ConfigError
@@ -435,6 +435,12 @@ async def test_the_catalog_shows_what_the_consumer_may_see(demo_dir: Path) -> No
     assert "crm" in contact.description and "erp" in contact.description
     for record in seen:
         jsonschema.validate(record_to_json(record), schema)
+
+
+def test_the_sync_facade_has_the_catalog_too(demo_dir: Path) -> None:
+    with SyncHub.from_config(governed(demo_dir, {"bot": BOT})) as hub:
+        assert {v.name for v in hub.catalog("bot")} == {"contact", "invoice"}
+        assert [r.id for r in hub.query("contact", consumer="bot", limit=2)]
 
 
 async def test_the_catalog_schema_of_a_trusted_consumer_has_every_field_optional(
