@@ -57,6 +57,7 @@ CLIENT_SECRET = "pbleak-clientsecret-F3gR7tY5uA"
 SQL_PASSWORD = "pbleak-sqlpw-N8mV4xC6bQ"
 STORE_SECRET = "pbleak-stored-J2hG5fD8sZ"
 SESSION_PASSWORD = "pbleak-sessionpw-T9rE3wQ7yU"
+TRYTON_PASSWORD = "pbleak-trytonpw-V2cX8zL4hR"
 SECRET_KEY = "pbleak-secretkey-K1lP0oI9uY-0123456789abcdef"
 NEW_SECRET_KEY = "pbleak-newsecretkey-Z8xC7vB6nM-0123456789abcdef"
 
@@ -71,6 +72,7 @@ SECRETS: dict[str, str] = {
     "sql password": SQL_PASSWORD,
     "store credential": STORE_SECRET,
     "session password": SESSION_PASSWORD,
+    "tryton password": TRYTON_PASSWORD,
     "secret_key": SECRET_KEY,
     "new secret_key": NEW_SECRET_KEY,
     # the forms secrets travel in on the wire
@@ -87,6 +89,7 @@ ENV = {
     "PB_LEAK_CLIENT_SECRET": CLIENT_SECRET,
     "PB_LEAK_SQL_PW": SQL_PASSWORD,
     "PB_LEAK_SESSION_PW": SESSION_PASSWORD,
+    "PB_LEAK_TRYTON_PW": TRYTON_PASSWORD,
     "PB_LEAK_SECRET_KEY": SECRET_KEY,
 }
 
@@ -280,7 +283,16 @@ class Api:
             "bearer": lambda: h.get("authorization") == f"Bearer {BEARER_TOKEN}",
             "oauth": lambda: bool(bearer) and bearer in self.valid_tokens(),
             "session": lambda: bool(bearer) and bearer in self.sessions,
+            "tryton": lambda: (
+                h.get("authorization", "").removeprefix("Session ")
+                in {tryton_token(sid) for sid in self.sessions}
+            ),
         }[self.expect]()
+
+
+def tryton_token(session: str) -> str:
+    """What ``tryton_session`` sends after ``Session ``: base64(login:user_id:session)."""
+    return base64.b64encode(f"ann:7:{session}".encode()).decode()
 
 
 def api_app(api: Api) -> FastAPI:
@@ -308,6 +320,21 @@ def api_app(api: Api) -> FastAPI:
         response = Response(json.dumps({"token": sid}), media_type="application/json")
         response.set_cookie("sid", sid, httponly=True)
         return response
+
+    @app.post("/items")
+    async def tryton_login(request: Request) -> Response:
+        """Tryton's JSON-RPC login at the endpoint the calls go to (``tryton_session``)."""
+        api.logins += 1
+        body = await request.json()
+        user, params, _language = body["params"]
+        if body["method"] != "common.db.login" or (user, params.get("password")) != (
+            "ann",
+            TRYTON_PASSWORD,
+        ):
+            return Response("<h1>Unauthorized</h1>", 401, media_type="text/html")
+        sid = f"pbleak-trytonsession-{next(api.counter)}-Y3pD"
+        api.sessions.add(sid)
+        return Response(json.dumps({"id": body["id"], "result": [7, sid, None]}))
 
     @app.post("/token-html")
     async def token_html() -> Response:
@@ -511,6 +538,10 @@ async def test_a_loaded_config_shows_no_secret(tmp_path: Path, leaks: Leaks) -> 
                 "password": "env:PB_LEAK_SESSION_PW",
             },
         ),
+        "tryton": http_source(
+            UNREACHABLE,
+            {"scheme": "tryton_session", "username": "ann", "password": "env:PB_LEAK_TRYTON_PW"},
+        ),
         "erp": sql_source(),
     }
     data = config_data(tmp_path, sources, previous_secret_keys=["env:PB_LEAK_SECRET_KEY"])
@@ -534,7 +565,7 @@ async def test_a_loaded_config_shows_no_secret(tmp_path: Path, leaks: Leaks) -> 
             leaks.add(f"auth spec of {name} .model_dump_json()", source.auth.model_dump_json())
             leaks.add(f"auth spec of {name} .model_dump()", repr(source.auth.model_dump()))
     async with Hub(config) as hub:
-        for name in ("key", "basic", "bearer", "cc", "session", "erp"):
+        for name in ("key", "basic", "bearer", "cc", "session", "tryton", "erp"):
             await observe_hub(leaks, hub, name)
     leaks.files("state database", tmp_path)
     leaks.check()
@@ -876,6 +907,37 @@ async def test_session_login_never_logs_the_session(
     assert state.logins == 1
     for i, sid in enumerate(sorted(state.sessions)):
         leaks.secret(f"session token #{i}", sid)
+    leaks.files("state database", tmp_path)
+    leaks.check()
+
+
+TRYTON = {"scheme": "tryton_session", "username": "ann", "password": "env:PB_LEAK_TRYTON_PW"}
+
+
+async def test_tryton_session_never_shows_password_or_session(
+    api: tuple[str, Api], tmp_path: Path, leaks: Leaks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A login, a session killed mid-way (one new login), then a refused password (one login,
+    then the same error without a request), through the Hub and the CLI-free surfaces."""
+    url, state = api
+    state.expect = "tryton"
+    async with hub_for(tmp_path, url, TRYTON) as hub:
+        assert len(await read_all(hub)) == 60
+        state.sessions.clear()  # the server ended every session
+        assert len(await read_all(hub)) == 60
+        await observe_hub(leaks, hub)
+    assert state.logins == 2
+    monkeypatch.setenv("PB_LEAK_TRYTON_PW", TRYTON_PASSWORD[::-1])
+    leaks.secret("wrong tryton password", TRYTON_PASSWORD[::-1])
+    state.sessions.clear()  # the stored session ends too: the new Hub must log in again
+    async with hub_for(tmp_path, url, TRYTON) as hub:
+        error = await expect_failure(leaks, hub, "tryton refused")
+        await observe_hub(leaks, hub)
+    assert "check username and password" in str(error)
+    assert state.logins == 3  # the refused password was sent once
+    leaks.secret("tryton session", "pbleak-trytonsession-")  # every session id issued
+    for i in range(state.logins + 1):
+        leaks.secret(f"tryton session header #{i}", tryton_token(f"pbleak-trytonsession-{i}-Y3pD"))
     leaks.files("state database", tmp_path)
     leaks.check()
 

@@ -21,6 +21,7 @@ from ._spec import (
     JwtBearerSpec,
     RefreshTokenSpec,
     SessionLoginSpec,
+    TrytonSessionSpec,
     parse_auth_spec,
 )
 from .login import login, pkce_pair
@@ -59,6 +60,7 @@ __all__ = [
     "TokenManager",
     "TokenPlacement",
     "TokenStore",
+    "TrytonSessionSpec",
     "build_auth",
     "install_redactor",
     "login",

@@ -20,6 +20,7 @@ __all__ = [
     "JwtBearerSpec",
     "RefreshTokenSpec",
     "SessionLoginSpec",
+    "TrytonSessionSpec",
     "parse_auth_spec",
 ]
 
@@ -126,6 +127,19 @@ class SessionLoginSpec(_Spec):
         return self
 
 
+class TrytonSessionSpec(_Spec):
+    """Tryton's JSON-RPC login (``common.db.login``); calls then carry ``Authorization: Session
+    base64(username:user_id:session)``. The login goes to the URL of the call it authenticates
+    (the database's JSON-RPC endpoint), so the database is the one the source's URL names.
+    ``expires_in``: seconds until a new login (Tryton does not say; a 401 logs in sooner). At
+    least a minute: a session is renewed 30 s before it ends."""
+
+    scheme: Literal["tryton_session"] = "tryton_session"
+    username: str = Field(min_length=1)
+    password: SecretStr
+    expires_in: int = Field(default=3600, ge=60)
+
+
 AuthSpec = Annotated[
     ApiKeySpec
     | BasicSpec
@@ -134,7 +148,8 @@ AuthSpec = Annotated[
     | RefreshTokenSpec
     | AuthorizationCodeSpec
     | JwtBearerSpec
-    | SessionLoginSpec,
+    | SessionLoginSpec
+    | TrytonSessionSpec,
     Field(discriminator="scheme"),
 ]
 

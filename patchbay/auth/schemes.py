@@ -42,6 +42,7 @@ from ._spec import (
     JwtBearerSpec,
     RefreshTokenSpec,
     SessionLoginSpec,
+    TrytonSessionSpec,
 )
 from .tokens import DEFAULT_SKEW, Clock, Fetch, Token, TokenManager, TokenStore
 
@@ -192,6 +193,20 @@ def build_auth(
     if isinstance(spec, BearerSpec):
         return BearerAuth(spec.token.get_secret_value())
     now: Clock = clock or time.time
+    if isinstance(spec, TrytonSessionSpec):
+        from .tryton import TrytonSessionAuth  # it builds on TokenAuth, defined here
+
+        return TrytonSessionAuth(
+            spec,
+            source=source,
+            owner=owner,
+            store=store,
+            client=token_client,
+            clock=now,
+            redis=redis,
+            redis_prefix=redis_prefix,
+            skew=skew,
+        )
     manager = TokenManager(
         source=source,
         key=source,

@@ -190,10 +190,10 @@ async def test_the_audit_waits_for_no_one_and_close_writes_it_all(demo_dir: Path
 async def test_the_audit_on_postgresql(demo_dir: Path, postgres_url: str) -> None:
     path = governed(demo_dir, {"bot": BOT}, state=postgres_url)
     engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS patchbay_audit"))
-        conn.execute(sa.text("DROP TABLE IF EXISTS api_keys"))
-        conn.execute(sa.text("DROP TABLE IF EXISTS patchbay_alembic_version"))
+    with engine.begin() as conn:  # the session's schema, shared with other tests: start empty
+        for table in ("patchbay_audit", "api_keys", "patchbay_credentials", "patchbay_quarantine",
+                      "patchbay_schema_baseline", "patchbay_alembic_version"):
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
     try:
         async with Hub.from_config(path) as hub:
             page = await hub.fetch("order", consumer="bot", limit=4, request_id="pg")

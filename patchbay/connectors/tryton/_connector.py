@@ -1,5 +1,8 @@
 """The ``tryton`` connector: a Tryton ERP database over JSON-RPC, through the Hub's client.
 
+The client carries the source's auth (``auth: {scheme: tryton_session, …}``: the login, the
+session header, one new login on a 401): the connector holds no credentials.
+
 * an entity comes from ``from: {model: party.party, domain: […], active_test: false}``; its
   rows are ``model.<name>.search_read`` results, with Tryton's tagged values decoded (dates,
   datetimes, decimals) and booleans as booleans (SQLite gives 1/0);
@@ -24,7 +27,6 @@ fields (prices) have values.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import difflib
 import json
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
@@ -33,7 +35,6 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from patchbay.core.connector import (
@@ -58,7 +59,6 @@ from patchbay.core.mapping import LINES_KEY
 from ._domain import EMULATED, MODIFIED, PUSHED_OPS, SORTABLE, after, clause, comes_after
 from ._preset import preset_entities
 from ._rpc import Rpc, decode, encode
-from ._session import TrytonSession
 from ._spec import Origin, TrytonSettings
 
 __all__ = ["TrytonConnector"]
@@ -95,11 +95,8 @@ class TrytonConnector(Connector):
     def __init__(self, settings: TrytonSettings, resources: Resources) -> None:
         super().__init__(settings, resources)
         self.options = settings
-        self.session = TrytonSession(settings.username, settings.password.get_secret_value(),
-                                     source=resources.source, owner=resources.owner)
-        self.rpc = Rpc(resources.http_client, settings.rpc_url, self.session,
-                       source=resources.source, owner=resources.owner)
-        self.session.rpc = self.rpc
+        self.rpc = Rpc(resources.http_client, settings.rpc_url, source=resources.source,
+                       owner=resources.owner)
         # fields_get entries by model: those asked for so far (all, for models in _complete),
         # and the names asked for that a model does not have.
         self._known: dict[str, dict[str, FieldInfo]] = {}
@@ -395,10 +392,11 @@ class TrytonConnector(Connector):
             columns.append(ColumnInfo(name, kind, not info.get("required", False)))
         return TableInfo(parsed.model, tuple(columns), ("id",))
 
-    # --- session and context ---------------------------------------------------------------
+    # --- check and context ---------------------------------------------------------------------
 
     async def check(self) -> None:
-        """Log in (once) and read the user's preferences: reachable, database, credentials."""
+        """Read the user's preferences (the client logs in first): reachable, database,
+        credentials."""
         await self.rpc.call("model.res.user.get_preferences", [True, {}])
 
     async def _context(self, origin: Origin | None) -> dict[str, Any]:
@@ -413,11 +411,6 @@ class TrytonConnector(Connector):
             if not origin.active_test:
                 context["active_test"] = False
         return context
-
-    async def close(self) -> None:
-        """End the session on the server (a courtesy: it would expire anyway)."""
-        with contextlib.suppress(SourceError, httpx.HTTPError, RuntimeError):
-            await self.session.logout()
 
     # --- plumbing ------------------------------------------------------------------------------
 

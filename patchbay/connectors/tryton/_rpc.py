@@ -7,7 +7,8 @@ envelope answer: HTTP 200 with ``result`` or ``error`` (a Python exception's tex
 exception's class name and arguments).
 
 Read-only methods carry an ``Idempotency-Key`` header: every call is a POST, and the resilience
-layer retries a POST only with one. Logins and anything that writes never do.
+layer retries a POST only with one. Anything that writes never does (nor the login, which the
+auth broker's ``tryton_session`` scheme sends).
 """
 
 from __future__ import annotations
@@ -90,38 +91,38 @@ def decode(obj: dict[str, Any]) -> Any:
 
 
 class Rpc:
-    """Calls on one Tryton database through the Hub's client, with the session's auth."""
+    """Calls on one Tryton database through the Hub's client, which carries the source's auth
+    (``tryton_session``: the login, the session header, one new login on a 401)."""
 
-    def __init__(self, client: httpx.AsyncClient, url: str, auth: httpx.Auth, *,
+    def __init__(self, client: httpx.AsyncClient, url: str, *,
                  source: str, owner: str | None) -> None:
         self.client = client
         self.url = url
-        self.auth = auth
         self.source = source
         self.owner = owner
         self._ids = itertools.count(1)
 
     async def call(self, method: str, params: list[Any]) -> Any:
-        response = await self.post(method, params, auth=self.auth)
+        response = await self.post(method, params)
         if response.status_code == 401:
-            raise AuthError(
-                self.source,
-                f"{method}: Tryton refused the session even right after a new login: check "
-                "that the user may use this database",
-                owner=self.owner, status_code=401,
-            )
+            if "Authorization" not in response.request.headers:
+                message = (f"{method}: Tryton answered 401 to a call without credentials: give "
+                           "the source an auth block, auth: {scheme: tryton_session, username: "
+                           "…, password: \"env:…\"}")
+            else:
+                message = (f"{method}: Tryton refused the session even right after a new "
+                           "login: check that the user may use this database")
+            raise AuthError(self.source, message, owner=self.owner, status_code=401)
         return self.result(method, response)
 
-    async def post(self, method: str, params: list[Any], *,
-                   auth: httpx.Auth) -> httpx.Response:
+    async def post(self, method: str, params: list[Any]) -> httpx.Response:
         body = json.dumps({"id": next(self._ids), "method": method, "params": params},
                           default=encode, separators=(",", ":"))
         headers = {"Content-Type": "application/json"}
         if method.rsplit(".", 1)[-1] in _READ_ONLY:
             headers["Idempotency-Key"] = uuid.uuid4().hex
         try:
-            # httpx.Auth() (the login) sends no credentials, not even an auth the client has.
-            return await self.client.post(self.url, content=body, headers=headers, auth=auth)
+            return await self.client.post(self.url, content=body, headers=headers)
         except SourceError:
             raise
         except httpx.HTTPError as exc:

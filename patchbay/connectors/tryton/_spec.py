@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["Origin", "TrytonSettings"]
 
@@ -25,18 +25,17 @@ def _domain(value: list[Any], what: str) -> list[Any]:
 
 
 class TrytonSettings(BaseModel):
-    """How to reach one Tryton database over JSON-RPC, and as whom.
+    """How to reach one Tryton database over JSON-RPC. As whom is the source's ``auth:`` block
+    (``scheme: tryton_session``), applied by the Hub's client.
 
-    ``password`` is a secret reference (``env:TRYTON_PASSWORD``, ``store:tryton``). The user's
-    preferences (company, language) become the context of every call; ``context`` adds to it.
+    The user's preferences (company, language) become the context of every call; ``context``
+    adds to it.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(pattern=r"^https?://[^/?#]+/?$")  # the server root, no path
     database: str = Field(min_length=1)
-    username: str = Field(min_length=1)
-    password: SecretStr = Field(repr=False)
     context: dict[str, Any] = Field(default_factory=dict)
     # Tryton 8.0+: POST /<db>/rpc/; before 8.0: "/{database}/".
     rpc_path: str = "/{database}/rpc/"
@@ -44,6 +43,16 @@ class TrytonSettings(BaseModel):
     # categories usually carry it). Empty: every party is both.
     company_domain: list[Any] = Field(default_factory=list)
     contact_domain: list[Any] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and {"username", "password"} & data.keys():
+            raise ValueError(
+                "username and password are no longer settings: move them to the source's auth "
+                "block, auth: {scheme: tryton_session, username: …, password: \"env:…\"}"
+            )
+        return data
 
     @field_validator("company_domain", "contact_domain")
     @classmethod

@@ -1,4 +1,6 @@
-"""The tryton connector against a real Tryton 8.0 server with the shared recipe's demo data.
+"""The tryton connector against a real Tryton 8.0 server with the shared recipe's demo data,
+logged in by the auth broker's ``tryton_session`` scheme (the Hub's client; no credentials in the
+connector).
 
 The expected counts and values are the demo data's (``notes/tryton/NOTES.md``): parties 2-51
 (30 in category Organisation, 20 in Person, party 51 inactive), 30 sales with 78 lines, 12 posted
@@ -7,9 +9,11 @@ customer invoices (plus 4 drafts), 20 products (XX-999 inactive).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -20,8 +24,10 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
+from support import unavailable
 
-from patchbay.auth import AuthError
+from patchbay.auth import AuthError, MemoryTokenStore, TokenStore, build_auth, parse_auth_spec
 from patchbay.config import load_config, load_config_data
 from patchbay.connectors.tryton import TrytonConnector, TrytonSettings
 from patchbay.connectors.tryton._domain import like_pattern, modified_clause
@@ -35,17 +41,23 @@ from patchbay.testing import ConformanceCase, ConnectorConformance
 from .conftest import PASSWORD, USER, TrytonServer
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "connectors" / "tryton.yaml"
+OWNER = "erp-team@acme.example"
 ORGANISATIONS = [["categories.name", "=", "Organisation"]]
 PERSONS = [["categories.name", "=", "Person"]]
 
 
-def source(server: TrytonServer, entities: Any = "preset", **settings: Any) -> dict[str, Any]:
+def tryton_session(password: str = PASSWORD) -> dict[str, Any]:
+    return {"scheme": "tryton_session", "username": USER, "password": password}
+
+
+def source(server: TrytonServer, entities: Any = "preset", password: str = PASSWORD,
+           **settings: Any) -> dict[str, Any]:
     return {
         "connector": "tryton",
-        "owner": "erp-team@acme.example",
+        "owner": OWNER,
+        "auth": tryton_session(password),
         "settings": {
-            "url": server.url, "database": server.database, "username": USER,
-            "password": PASSWORD, "company_domain": ORGANISATIONS,
+            "url": server.url, "database": server.database, "company_domain": ORGANISATIONS,
             "contact_domain": PERSONS, **settings,
         },
         "defaults": {"currency": "USD"},
@@ -170,7 +182,16 @@ def test_example_config_loads() -> None:
     conf = load_config(EXAMPLE, resolve_secrets=False)
     erp = conf.sources["erp"]
     assert erp.connector is TrytonConnector
+    assert erp.auth.scheme == "tryton_session"
     assert set(erp.mappings) == {"company", "contact", "order", "invoice", "product"}
+
+
+def test_credentials_in_settings_say_where_they_moved(tmp_path: Path) -> None:
+    nowhere = TrytonServer("http://127.0.0.1:9", "tryton", tmp_path / "none", tmp_path / "log")
+    data = config(nowhere)
+    data["sources"]["erp"]["settings"].update(username=USER, password="env:NOT_READ")
+    with pytest.raises(ConfigError, match=r"sources.erp.settings.*auth: \{scheme: tryton_session"):
+        load_config_data(data, base_dir=tmp_path, resolve_secrets=False)
 
 
 def test_bad_from_block_fails_at_config_load(tmp_path: Path) -> None:
@@ -196,19 +217,27 @@ class Wire:
 
 
 @contextlib.asynccontextmanager
-async def connector(server: TrytonServer, **settings: Any
-                    ) -> AsyncIterator[tuple[TrytonConnector, Wire]]:
-    wire = Wire()
-    async with httpx.AsyncClient(event_hooks={"request": [wire]}) as client:
-        options = TrytonSettings.model_validate({
-            "url": server.url, "database": server.database, "username": USER,
-            "password": PASSWORD, **settings})
-        made = TrytonConnector(options, Resources(source="erp", owner="erp-team@acme.example",
-                                                  http_client=client))
-        try:
-            yield made, wire
-        finally:
-            await made.close()
+async def connector(server: TrytonServer, *, password: str = PASSWORD,
+                    store: TokenStore | None = None, redis: aioredis.Redis | None = None,
+                    redis_prefix: str = "patchbay:auth:", wire: Wire | None = None,
+                    **settings: Any) -> AsyncIterator[tuple[TrytonConnector, Wire]]:
+    """The connector on a client built as the Hub builds it: ``build_auth`` of the source's
+    ``tryton_session`` block, the login through its own token client (both on the wire)."""
+    wire = wire or Wire()
+    hooks = {"request": [wire]}
+    async with httpx.AsyncClient(event_hooks=hooks) as token_client:
+        auth = build_auth(parse_auth_spec(tryton_session(password)), source="erp", owner=OWNER,
+                          store=store or MemoryTokenStore(), token_client=token_client,
+                          redis=redis, redis_prefix=redis_prefix)
+        async with httpx.AsyncClient(auth=auth, event_hooks=hooks) as client:
+            options = TrytonSettings.model_validate(
+                {"url": server.url, "database": server.database, **settings})
+            made = TrytonConnector(options, Resources(source="erp", owner=OWNER,
+                                                      http_client=client))
+            try:
+                yield made, wire
+            finally:
+                await made.close()
 
 
 SALES = ReadRequest(
@@ -270,24 +299,96 @@ async def test_an_expired_session_logs_in_again_once(tryton_server: TrytonServer
 
 
 async def test_a_wrong_password_is_tried_exactly_once(tryton_server: TrytonServer) -> None:
+    """Concurrent callers share the one refused login; later calls get the same error without a
+    request (Tryton locks a login name out after six failures)."""
     async with connector(tryton_server, password="not-the-password") as (made, wire):
-        with pytest.raises(AuthError) as first:
-            await made.check()
+        errors = await asyncio.gather(*(made.check() for _ in range(3)), return_exceptions=True)
         with pytest.raises(AuthError) as again:
             await made.check()
-    for error in (first.value, again.value):
-        assert error.source == "erp"
+        assert wire.methods == {"common.db.login": 1}  # nothing sent without a session
+    for error in [*errors, again.value]:
+        assert isinstance(error, AuthError)
+        assert (error.source, error.owner, error.status_code) == ("erp", OWNER, 401)
         assert "check username and password" in str(error)
-        assert "not-the-password" not in str(error)
+        assert "not-the-password" not in repr(error) + str(error)
+
+
+def test_a_wrong_password_through_the_hub(tryton_server: TrytonServer, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("PB_TRYTON_PASSWORD", "not-the-password-either")
+    data = config(tryton_server, password="env:PB_TRYTON_PASSWORD")
+    opened = SyncHub(load_config_data(data, base_dir=tmp_path))
+    caplog.set_level("DEBUG")
+    with contextlib.closing(opened):
+        with pytest.raises(AuthError, match=r"source 'erp' \(owner: erp-team@acme.example\)"
+                           ) as caught:
+            list(opened.query("contact"))
+        assert "check username and password" in str(caught.value)
+        assert "not-the-password-either" not in repr(caught.value)
+        health = opened.check()
+    assert "not-the-password-either" not in repr(health) + caplog.text
+    assert "not-the-password-either" not in repr(opened.config.sources["erp"].auth)
+
+
+async def test_no_auth_block_says_what_to_add(tryton_server: TrytonServer) -> None:
+    async with httpx.AsyncClient() as client:
+        options = TrytonSettings(url=tryton_server.url, database=tryton_server.database)
+        made = TrytonConnector(options, Resources(source="erp", owner=OWNER, http_client=client))
+        with pytest.raises(AuthError, match=r"401 to a call without credentials.*tryton_session"):
+            await made.check()
+
+
+async def test_concurrent_callers_share_one_login(tryton_server: TrytonServer) -> None:
+    request = ReadRequest(entity="contact", origin={"model": "party.party"}, id_paths=("id",),
+                          paths=("name",), batch_size=100)
+
+    async def count(made: TrytonConnector) -> int:
+        return sum([len(batch.rows) async for batch in made.read(request)])
+
+    async with connector(tryton_server) as (made, wire):
+        counts = await asyncio.gather(made.check(), *(count(made) for _ in range(8)))
+    assert counts[1:] == [50] * 8
     assert wire.methods["common.db.login"] == 1
 
 
-def test_a_wrong_password_through_the_hub(tryton_server: TrytonServer, tmp_path: Path) -> None:
-    data = config(tryton_server, password="not-the-password")
-    opened = SyncHub(load_config_data(data, base_dir=tmp_path))
-    with contextlib.closing(opened), pytest.raises(
-            AuthError, match=r"source 'erp' \(owner: erp-team@acme.example\)"):
-        list(opened.query("contact"))
+async def test_the_session_is_kept_in_the_token_store(tryton_server: TrytonServer) -> None:
+    """A new client on the same store (a restarted process with the credential store) uses the
+    stored session: no second login."""
+    store = MemoryTokenStore()
+    wire = Wire()
+    async with connector(tryton_server, store=store, wire=wire) as (made, _):
+        await made.check()
+    async with connector(tryton_server, store=store, wire=wire) as (made, _):
+        await made.check()
+    assert wire.methods["common.db.login"] == 1
+    assert wire.methods["model.res.user.get_preferences"] == 2
+
+
+async def test_processes_sharing_redis_log_in_once(tryton_server: TrytonServer) -> None:
+    """Two clients with their own token stores (two processes) and one Redis: one login, both
+    read with it."""
+    redis = aioredis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1)
+    try:
+        await redis.ping()
+    except (aioredis.RedisError, OSError):
+        await redis.aclose()
+        unavailable("Redis is not running on 127.0.0.1:6379")
+    prefix = f"pbtest:tryton:{uuid.uuid4().hex}:"
+    wire = Wire()
+    try:
+        async with (connector(tryton_server, redis=redis, redis_prefix=prefix, wire=wire)
+                    as (one, _),
+                    connector(tryton_server, redis=redis, redis_prefix=prefix, wire=wire)
+                    as (two, _)):
+            await asyncio.gather(one.check(), two.check())
+    finally:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+    assert wire.methods["common.db.login"] == 1
+    assert wire.methods["model.res.user.get_preferences"] == 2
 
 
 async def test_an_error_body_names_source_and_model(tryton_server: TrytonServer) -> None:
@@ -355,16 +456,3 @@ def test_order_by_a_date_sorts_at_the_source_and_pages(hub: SyncHub) -> None:
 def test_text_is_not_sorted_at_the_source(hub: SyncHub) -> None:
     with pytest.raises(QueryError, match="cannot order company by name"):
         list(hub.query("company", order_by="name"))
-
-
-async def test_close_ends_the_session_and_never_logs_in_for_it(
-        tryton_server: TrytonServer) -> None:
-    async with connector(tryton_server) as (made, wire):
-        await made.check()
-    assert (wire.methods["common.db.login"], wire.methods["common.db.logout"]) == (1, 1)
-    async with connector(tryton_server) as (made, wire):
-        await made.check()
-        with contextlib.closing(sqlite3.connect(tryton_server.db_file)) as db:
-            db.execute("DELETE FROM ir_session")  # expired meanwhile: no login to log out
-            db.commit()
-    assert (wire.methods["common.db.login"], wire.methods["common.db.logout"]) == (1, 1)
