@@ -30,9 +30,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from patchbay.connectors._http import BaseUrl, JsonApi, PageGuard
 from patchbay.core.connector import (
     Batch,
     Capability,
@@ -45,7 +45,6 @@ from patchbay.core.connector import (
     SourceFilter,
     SourceOrder,
 )
-from patchbay.core.errors import SourceError, SourceUnavailable
 from patchbay.core.filters import Op
 from patchbay.core.mapping import LINES_KEY
 
@@ -82,23 +81,12 @@ class OdooSettings(_Block):
     """``url`` (the Odoo server, ``/jsonrpc`` is added), ``database``, ``login`` and ``password``
     (a user's password or, better, an API key: give it as ``env:``/``store:``)."""
 
-    url: str
+    url: BaseUrl
     database: str = Field(min_length=1)
     login: str = Field(min_length=1)
     password: SecretStr
     page_size: int = Field(default=200, ge=1, le=10_000)
     page_cap: int = Field(default=100_000, ge=1)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        try:
-            url = httpx.URL(value)
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"not a URL: {exc}") from None
-        if url.scheme not in ("http", "https") or not url.host or url.query:
-            raise ValueError("need an http:// or https:// URL with a host and no query string")
-        return value.rstrip("/")
 
 
 class OdooOrigin(_Block):
@@ -244,7 +232,7 @@ class OdooConnector(Connector):
     def __init__(self, settings: OdooSettings, resources: Resources) -> None:
         super().__init__(settings, resources)
         self.options = settings
-        self.client: httpx.AsyncClient = resources.http_client
+        self.api = JsonApi(resources, settings.url, setting="url")
         self._uid: int | None = None
         self._types: dict[str, dict[str, str]] = {}  # model -> field -> Odoo type
         self._ids = itertools.count(1)
@@ -275,33 +263,28 @@ class OdooConnector(Connector):
     async def read(self, request: ReadRequest) -> AsyncGenerator[Batch, None]:
         origin = self._origin(request.origin, request.entity)
         if request.order:
-            raise self._error("the odoo connector cannot sort; records come by write_date, id")
+            raise self.api.error("the odoo connector cannot sort; records come by write_date, id")
         lines = self._lines(request.lines)
         fields = await self._fields(origin.model, request.paths, request.id_paths)
         domain = _and(origin.domain, *(self._term(c) for c in request.filters))
         after: tuple[Any, Any] | None = self._resume(request.position)
         size = min(self.options.page_size, max(request.batch_size, 1))
-        fetched = 0
+        guard = PageGuard(self.api, cap=self.options.page_cap)
         while True:
-            if fetched >= self.options.page_cap:
-                raise self._error(
-                    f"{origin.model}: page_cap reached after {fetched} calls and Odoo still "
-                    "has more; raise settings.page_cap if that is expected"
-                )
+            guard.count(origin.model)
             keyset: Domain = [] if after is None else [
                 "|", ["write_date", ">", after[0]],
                 "&", ["write_date", "=", after[0]], ["id", ">", after[1]]]
             rows = await self._search_read(origin.model, _and(domain, keyset), fields,
                                            limit=size, order="write_date asc, id asc",
                                            context=origin.context)
-            fetched += 1
             if not rows:
                 return
             if lines is not None and request.lines is not None:
                 await self._attach_lines(rows, lines, request.lines)
             last = (rows[-1].get("write_date"), rows[-1].get("id"))
             if after is not None and list(last) == list(after):
-                raise self._error(f"{origin.model}: the read did not advance past {after!r}")
+                raise self.api.error(f"{origin.model}: the read did not advance past {after!r}")
             yield Batch(rows, _positions(rows))
             if len(rows) < size:
                 return
@@ -333,7 +316,7 @@ class OdooConnector(Connector):
                                    [o.database, o.login, o.password.get_secret_value()],
                                    what="common.login")
             if not isinstance(uid, int) or isinstance(uid, bool):
-                raise self._error(
+                raise self.api.error(
                     f"Odoo refused the login of {o.login!r} on database {o.database!r}: check "
                     "settings.login and settings.password (a password or an API key)"
                 )
@@ -359,7 +342,7 @@ class OdooConnector(Connector):
             kwargs["context"] = dict(context)
         found = await self._execute(model, "search_read", [domain], kwargs)
         if not isinstance(found, list) or not all(isinstance(r, dict) for r in found):
-            raise self._error(f"{model} search_read: the result is not a list of records")
+            raise self.api.error(f"{model} search_read: the result is not a list of records")
         types = self._types.get(model, {})
         return [_shape(row, types) for row in found]
 
@@ -369,7 +352,7 @@ class OdooConnector(Connector):
         if model not in self._types:
             described = await self._execute(model, "fields_get", [], {"attributes": ["type"]})
             if not isinstance(described, dict):
-                raise self._error(f"{model} fields_get: the result is not an object")
+                raise self.api.error(f"{model} fields_get: the result is not an object")
             self._types[model] = {name: str(info.get("type")) for name, info in described.items()
                                   if isinstance(info, dict)}
         known = self._types[model]
@@ -380,7 +363,7 @@ class OdooConnector(Connector):
                 wanted.append(name)
         missing = [name for name in wanted if name not in known]
         if missing:
-            raise self._error(
+            raise self.api.error(
                 f"{model} has no field {', '.join(map(repr, missing))}: fix the mapping (or "
                 "install the Odoo module that adds it)"
             )
@@ -389,7 +372,8 @@ class OdooConnector(Connector):
     async def _attach_lines(self, rows: list[Row], lines: OdooLines, request: LinesRequest
                             ) -> None:
         if len(request.key) != 1:
-            raise self._error("odoo lines need one key field (the line's many2one to its header)")
+            raise self.api.error("odoo lines need one key field (the line's many2one to its "
+                                 "header)")
         key = request.key[0].split(".", 1)[0]
         fields = await self._fields(lines.model, request.paths, (key,))
         ids = [row["id"] for row in rows]
@@ -406,34 +390,15 @@ class OdooConnector(Connector):
             row[LINES_KEY] = by_header[row["id"]]
 
     async def _call(self, service: str, method: str, args: list[Any], *, what: str) -> Any:
-        url = f"{self.options.url}/jsonrpc"
         payload = {"jsonrpc": "2.0", "method": "call", "id": next(self._ids),
                    "params": {"service": service, "method": method, "args": args}}
-        try:
-            response = await self.client.post(url, json=payload)
-        except SourceError:
-            raise
-        except httpx.HTTPError as exc:
-            raise self._unavailable(f"{what}: POST {_where(url)}: {type(exc).__name__}"
-                                    ) from None
-        status = response.status_code
-        if status == 429 or status >= 500:
-            raise self._unavailable(f"{what}: POST {_where(url)} answered {status}")
-        if status != 200:
-            raise self._error(f"{what}: POST {_where(url)} answered {status} "
-                              f"{response.reason_phrase}".rstrip())
-        try:
-            body = response.json()
-        except ValueError:
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
-            raise self._error(f"{what}: POST {_where(url)} answered {kind}, not JSON "
-                              "(is settings.url an Odoo server?)") from None
+        body = await self.api.post_json(self.api.url("jsonrpc"), payload, where=what)
         if not isinstance(body, dict):
-            raise self._error(f"{what}: the answer is not a JSON-RPC object")
+            raise self.api.error(f"{what}: the answer is not a JSON-RPC object")
         if "error" in body:
-            raise self._error(f"{what}: Odoo answered an error: {self._odoo_message(body)}")
+            raise self.api.error(f"{what}: Odoo answered an error: {self._odoo_message(body)}")
         if "result" not in body:
-            raise self._error(f"{what}: the JSON-RPC answer has neither result nor error")
+            raise self.api.error(f"{what}: the JSON-RPC answer has neither result nor error")
         return body["result"]
 
     def _odoo_message(self, body: Mapping[str, Any]) -> str:
@@ -454,7 +419,7 @@ class OdooConnector(Connector):
     def _term(self, condition: SourceFilter) -> Domain:
         term = domain_term(condition)
         if term is None:  # the Hub only sends what accepts() took
-            raise self._error(f"cannot push {condition.path} {condition.op} to Odoo")
+            raise self.api.error(f"cannot push {condition.path} {condition.op} to Odoo")
         return term
 
     def _resume(self, position: Position | None) -> tuple[Any, int] | None:
@@ -465,7 +430,7 @@ class OdooConnector(Connector):
             if (isinstance(after, list) and len(after) == 2 and isinstance(after[0], str)
                     and type(after[1]) is int):
                 return after[0], after[1]
-        raise self._error(
+        raise self.api.error(
             f"cannot resume from position {position!r}: expected {{'after': [WRITE_DATE, ID]}}"
         )
 
@@ -473,7 +438,7 @@ class OdooConnector(Connector):
         try:
             return OdooOrigin.model_validate(dict(origin))
         except ValidationError as exc:
-            raise self._error(f"entities.{entity}.from: {_problems(exc)}") from None
+            raise self.api.error(f"entities.{entity}.from: {_problems(exc)}") from None
 
     def _lines(self, lines: LinesRequest | None) -> OdooLines | None:
         if lines is None:
@@ -481,13 +446,7 @@ class OdooConnector(Connector):
         try:
             return OdooLines.model_validate(dict(lines.origin))
         except ValidationError as exc:
-            raise self._error(f"invalid lines.from block: {_problems(exc)}") from None
-
-    def _error(self, message: str) -> SourceError:
-        return SourceError(self.res.source, message, owner=self.res.owner)
-
-    def _unavailable(self, message: str) -> SourceUnavailable:
-        return SourceUnavailable(self.res.source, message, owner=self.res.owner)
+            raise self.api.error(f"invalid lines.from block: {_problems(exc)}") from None
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -514,12 +473,6 @@ def _positions(rows: Sequence[Row]) -> Callable[[int], Position]:
         return {"after": [row.get("write_date"), row.get("id")]}
 
     return position_after
-
-
-def _where(url: str) -> str:
-    parsed = httpx.URL(url)
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"{parsed.host}{port}{parsed.path}"
 
 
 def _problems(exc: ValidationError) -> str:

@@ -39,9 +39,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from patchbay.connectors._http import BaseUrl, JsonApi, PageGuard, quarantined
 from patchbay.core.connector import (
     Batch,
     Capability,
@@ -54,7 +54,6 @@ from patchbay.core.connector import (
     SourceFilter,
     SourceOrder,
 )
-from patchbay.core.errors import SourceError, SourceUnavailable
 from patchbay.core.filters import Op
 from patchbay.core.mapping import LINES_KEY, ROW_ERRORS_KEY
 
@@ -89,20 +88,9 @@ class XeroSettings(_Block):
     """``tenant_id``: the Xero organisation to read, sent as ``xero-tenant-id``. Give it as a
     reference (``store:xero_tenant`` resolves per patchbay tenant, ``env:XERO_TENANT_ID``)."""
 
-    base_url: str = "https://api.xero.com/api.xro/2.0"
+    base_url: BaseUrl = "https://api.xero.com/api.xro/2.0"
     tenant_id: str = Field(min_length=1, repr=False)
     page_cap: int = Field(default=10_000, ge=1)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        try:
-            url = httpx.URL(value)
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"not a URL: {exc}") from None
-        if url.scheme not in ("http", "https") or not url.host or url.query:
-            raise ValueError("need an http:// or https:// URL with a host and no query string")
-        return value.rstrip("/")
 
 
 class XeroOrigin(_Block):
@@ -248,7 +236,8 @@ class XeroConnector(Connector):
     def __init__(self, settings: XeroSettings, resources: Resources) -> None:
         super().__init__(settings, resources)
         self.options = settings
-        self.client: httpx.AsyncClient = resources.http_client
+        headers = {"Accept": "application/json", "xero-tenant-id": settings.tenant_id}
+        self.api = JsonApi(resources, settings.base_url, headers=headers, explain=_explain)
 
     # --- presets and config checks -----------------------------------------------------------
 
@@ -280,29 +269,24 @@ class XeroConnector(Connector):
     async def read(self, request: ReadRequest) -> AsyncGenerator[Batch, None]:
         origin = self._origin(request.origin, request.entity)
         if request.order:
-            raise self._error("the xero connector cannot sort; records come in Xero's order")
+            raise self.api.error("the xero connector cannot sort; records come in Xero's order")
         lines = self._lines(request.lines)
         query, headers = self._query(origin, request.filters)
         page, skip = self._resume(request.position, origin)
         previous: list[Any] | None = None
-        fetched = 0
+        guard = PageGuard(self.api, cap=self.options.page_cap)
         while True:
-            if fetched >= self.options.page_cap:
-                raise self._error(
-                    f"{origin.endpoint}: page_cap reached: read {fetched} pages and Xero still "
-                    "has more; raise settings.page_cap if that is expected"
-                )
+            guard.count(origin.endpoint)
             params = dict(query)
             if origin.paged:
                 params.update(page=str(page), pageSize=str(origin.page_size))
             body = await self._get(origin.endpoint, params, headers)
-            fetched += 1
             rows = self._records(body, origin, lines, request.lines)
             if not rows:
                 return
             ids = [row.get(origin.id_field) for row in rows]
             if ids == previous:
-                raise self._error(
+                raise self.api.error(
                     f"{origin.endpoint}: page {page} holds the same records as page {page - 1}; "
                     "the API seems to ignore the page parameter (stopped instead of looping)"
                 )
@@ -347,7 +331,7 @@ class XeroConnector(Connector):
                 continue
             clause = where_clause(condition)
             if clause is None:  # the Hub only sends what accepts() took
-                raise self._error(f"cannot push {condition.path} {condition.op} to Xero")
+                raise self.api.error(f"cannot push {condition.path} {condition.op} to Xero")
             clauses.append(clause)
         if clauses:
             params["where"] = clauses[0] if len(clauses) == 1 else " AND ".join(clauses)
@@ -361,7 +345,7 @@ class XeroConnector(Connector):
             valid = type(page) is int and type(skip) is int and page >= 1 and skip >= 0
             if valid and (origin.paged or page == 1):
                 return page, skip
-        raise self._error(
+        raise self.api.error(
             f"cannot resume from position {position!r}: expected {{'page': N, 'skip': N}}"
         )
 
@@ -371,7 +355,7 @@ class XeroConnector(Connector):
         try:
             return XeroLines.model_validate(dict(lines.origin))
         except ValidationError as exc:
-            raise self._error(f"invalid lines.from block: {_problems(exc)}") from None
+            raise self.api.error(f"invalid lines.from block: {_problems(exc)}") from None
 
     # --- responses ---------------------------------------------------------------------------
 
@@ -380,15 +364,14 @@ class XeroConnector(Connector):
         found = body.get(origin.endpoint) if isinstance(body, dict) else None
         if not isinstance(found, list):
             keys = ", ".join(sorted(body)) if isinstance(body, dict) else "not an object"
-            raise self._error(
+            raise self.api.error(
                 f"{origin.endpoint}: the answer has no list {origin.endpoint!r} of records "
                 f"(found: {keys or 'an empty object'})"
             )
         rows: list[Row] = []
         for number, item in enumerate(found, start=1):
             if not isinstance(item, dict):
-                rows.append({"_value": item, ROW_ERRORS_KEY: [
-                    f"{origin.endpoint} record {number}: a JSON value, not an object"]})
+                rows.append(quarantined(item, f"{origin.endpoint} record {number}"))
                 continue
             row = _shape(item)
             if lines is not None and request is not None:
@@ -421,34 +404,8 @@ class XeroConnector(Connector):
 
     async def _get(self, endpoint: str, params: Mapping[str, str],
                    headers: Mapping[str, str]) -> Any:
-        url = f"{self.options.base_url}/{endpoint}"
-        sent = {"Accept": "application/json", "xero-tenant-id": self.options.tenant_id,
-                **headers}
-        try:
-            response = await self.client.get(url, params=params or None, headers=sent)
-        except SourceError:
-            raise
-        except httpx.HTTPError as exc:
-            raise self._unavailable(f"{_describe(httpx.URL(url))}: {type(exc).__name__}") from None
-        status = response.status_code
-        what = _describe(response.request.url)
-        if not 200 <= status < 300:
-            message = f"{what} answered {status} {response.reason_phrase}".rstrip()
-            said = _xero_message(response)
-            if said:
-                message += f": Xero says {said!r}"
-            if status in (401, 403):
-                message += ("; check the auth token and that tenant_id names an organisation "
-                            "this connection may read")
-            if status == 429 or status >= 500:
-                raise self._unavailable(message)
-            raise self._error(message)
-        try:
-            return response.json()
-        except ValueError:
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
-            raise self._error(f"{endpoint}: {what} answered {kind} (status {status}), not JSON"
-                              ) from None
+        return await self.api.get_json(self.api.url(endpoint), params, headers=headers,
+                                       where=endpoint)
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -456,13 +413,7 @@ class XeroConnector(Connector):
         try:
             return XeroOrigin.model_validate(dict(origin))
         except ValidationError as exc:
-            raise self._error(f"entities.{entity}.from: {_problems(exc)}") from None
-
-    def _error(self, message: str) -> SourceError:
-        return SourceError(self.res.source, message, owner=self.res.owner)
-
-    def _unavailable(self, message: str) -> SourceUnavailable:
-        return SourceUnavailable(self.res.source, message, owner=self.res.owner)
+            raise self.api.error(f"entities.{entity}.from: {_problems(exc)}") from None
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -494,23 +445,24 @@ def _since_text(value: Any) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")  # whole seconds, rounded down: a superset
 
 
-def _xero_message(response: httpx.Response) -> str | None:
+def _explain(status: int, body: Any) -> str:
+    """What Xero said about a refused request, and what to check after a 401 or 403."""
+    said = _xero_message(body)
+    message = f": Xero says {said!r}" if said else ""
+    if status in (401, 403):
+        message += ("; check the auth token and that tenant_id names an organisation this "
+                    "connection may read")
+    return message
+
+
+def _xero_message(body: Any) -> str | None:
     """Xero's own explanation (``Message``, or the first validation error), if it gave one."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
     if not isinstance(body, dict):
         return None
     for key in ("Message", "Detail", "detail", "title"):
         if isinstance(body.get(key), str) and body[key].strip():
             return str(body[key]).strip()[:300]
     return None
-
-
-def _describe(url: httpx.URL) -> str:
-    port = f":{url.port}" if url.port else ""
-    return f"GET {url.host}{port}{url.path}"
 
 
 def _problems(exc: ValidationError) -> str:

@@ -96,6 +96,26 @@ class Api:
             link = f'<{self.other_origin}/api/clean/link?p=1>; rel="next"'
             return JSONResponse(CLEAN[:SERVER_CAP], headers={"Link": link})
 
+        # A server bug: after two pages, the same cursor / next page comes back for ever.
+        @app.get("/api/loop/cursor")
+        async def loop_cursor(request: Request, after: str = "i-0") -> dict[str, Any]:
+            self.seen.append((request.url.path, dict(request.query_params)))
+            start = min(int(after.removeprefix("i-")), SERVER_CAP)
+            return {"results": CLEAN[start:start + SERVER_CAP],
+                    "paging": {"next": {"after": f"i-{min(start + SERVER_CAP, SERVER_CAP)}"}}}
+
+        @app.get("/api/loop/next")
+        async def loop_next(request: Request, start: int = 0) -> dict[str, Any]:
+            self.seen.append((request.url.path, dict(request.query_params)))
+            return {"items": CLEAN[:SERVER_CAP],
+                    "links": {"next": str(request.url.replace_query_params(start=SERVER_CAP))}}
+
+        @app.get("/api/loop/link")
+        async def loop_link(request: Request, p: int = 0) -> Response:
+            self.seen.append((request.url.path, dict(request.query_params)))
+            return JSONResponse(CLEAN[:SERVER_CAP],
+                                headers={"Link": '</api/loop/link?p=1>; rel="next"'})
+
         @app.get("/api/{dataset}/offset")
         async def by_offset(request: Request, dataset: str, offset: int = 0, limit: int = 10
                             ) -> dict[str, Any]:
@@ -370,6 +390,21 @@ async def test_a_next_page_on_another_origin_is_refused(
     message = str(info.value)
     assert "billing" in message and OWNER in message
     assert hits == []  # not one request, so no credential, reached the other origin
+
+
+@pytest.mark.parametrize("style", ["cursor", "next_url", "link_header"])
+async def test_a_next_page_that_repeats_is_an_error_not_a_loop(
+    api: tuple[Server, Api], tmp_path: Path, style: str
+) -> None:
+    server, app = api
+    async with hub_for(server.url, origin(style, "loop"), tmp_path) as hub:
+        with pytest.raises(SourceError, match="twice; stopped instead of reading the same "
+                                              "pages forever") as info:
+            await ids(hub)
+    assert "billing" in str(info.value) and OWNER in str(info.value)
+    path = {"cursor": "/api/loop/cursor", "next_url": "/api/loop/next",
+            "link_header": "/api/loop/link"}[style]
+    assert [seen for seen, _ in app.seen].count(path) == 2  # the second page, then it stops
 
 
 async def test_page_cap_is_an_error_not_a_silent_stop(

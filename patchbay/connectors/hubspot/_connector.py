@@ -31,6 +31,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from patchbay.connectors._http import JsonApi, PageGuard, describe_request, quarantined
 from patchbay.core.connector import (
     READ_ONLY,
     Batch,
@@ -47,7 +48,6 @@ from patchbay.core.connector import (
     SourceSchema,
     TableInfo,
 )
-from patchbay.core.errors import SourceError, SourceUnavailable
 from patchbay.core.filters import Op
 from patchbay.core.mapping import LINES_KEY, ROW_ERRORS_KEY
 
@@ -80,7 +80,8 @@ class HubSpotConnector(Connector):
     def __init__(self, settings: HubSpotSettings, resources: Resources) -> None:
         super().__init__(settings, resources)
         self.options = settings
-        self.client: httpx.AsyncClient = resources.http_client
+        self.api = JsonApi(resources, settings.base_url, explain=_explain,
+                           observe=self._log_limits)
         self._seen: dict[str, Origin] = {}  # origins read so far, by object (for discover)
 
     # --- presets and config ----------------------------------------------------------------
@@ -111,7 +112,7 @@ class HubSpotConnector(Connector):
     async def read(self, request: ReadRequest) -> AsyncGenerator[Batch, None]:
         origin = self._origin(request.origin, request.entity)
         if request.order:
-            raise self._error("the hubspot connector cannot sort on a mapped field")
+            raise self.api.error("the hubspot connector cannot sort on a mapped field")
         lines = self._lines(origin, request.lines, request.entity)
         properties = self._properties(origin, request.paths)
         if request.filters:
@@ -119,7 +120,7 @@ class HubSpotConnector(Connector):
             for condition in request.filters:
                 translated = search_filter(origin, condition)
                 if translated is None:  # the Hub only sends what accepts() took
-                    raise self._error(f"cannot push {condition.path} {condition.op} to HubSpot")
+                    raise self.api.error(f"cannot push {condition.path} {condition.op} to HubSpot")
                 filters.append(translated)
             pages = self._search(origin, filters, properties, request.position)
         else:
@@ -134,10 +135,10 @@ class HubSpotConnector(Connector):
                     ) -> AsyncGenerator[Batch, None]:
         after, skip = _list_position(position)
         if skip is None:
-            raise self._error(f"cannot resume from position {position!r}: expected "
-                              "{'after': TOKEN, 'skip': N}")
+            raise self.api.error(f"cannot resume from position {position!r}: expected "
+                                 "{'after': TOKEN, 'skip': N}")
         path = f"/crm/v3/objects/{origin.object}"
-        tokens: set[str] = set()
+        guard = PageGuard(self.api)
         while True:
             params = {"limit": str(self.options.page_size), "archived": "false",
                       "properties": ",".join(properties)}
@@ -145,10 +146,10 @@ class HubSpotConnector(Connector):
                 params["after"] = after
             body = await self._call("GET", path, params=params)
             rows = self._results(body, path)
-            following = self._next(body, path, tokens)
+            following = self._next(body, path, guard)
             if not rows and following is not None:
-                raise self._error(f"GET {path}: an empty page that says there are more "
-                                  f"(paging.next.after {following!r})")
+                raise self.api.error(f"GET {path}: an empty page that says there are more "
+                                     f"(paging.next.after {following!r})")
             await self._associate(origin, rows)
             if skip < len(rows):
                 yield Batch(rows[skip:], _list_positions(after, skip))
@@ -161,23 +162,23 @@ class HubSpotConnector(Connector):
                       ) -> AsyncGenerator[Batch, None]:
         keyset = Keyset() if position is None else Keyset.load(position)
         if keyset is None:
-            raise self._error(f"cannot resume from position {position!r}: expected "
-                              "{'t': EPOCH_MS, 'ids': [...]}")
+            raise self.api.error(f"cannot resume from position {position!r}: expected "
+                                 "{'t': EPOCH_MS, 'ids': [...]}")
         path = f"/crm/v3/objects/{origin.object}/search"
         window, size = self.options.search_window, self.options.page_size
         while True:  # one search per window
             start, fetched, after = keyset, 0, None
-            tokens: set[str] = set()
+            guard = PageGuard(self.api)
             while True:  # the pages of one search
                 limit = min(size, window - fetched)
                 body = await self._call("POST", path, json=search_body(
                     origin, filters, start, properties, limit, after))
                 rows = self._results(body, path)
                 fetched += max(limit, len(rows))  # HubSpot's next offset is this one + limit
-                following = self._next(body, path, tokens)
+                following = self._next(body, path, guard)
                 if not rows and following is not None:
-                    raise self._error(f"POST {path}: an empty page that says there are more "
-                                      f"(paging.next.after {following!r})")
+                    raise self.api.error(f"POST {path}: an empty page that says there are more "
+                                         f"(paging.next.after {following!r})")
                 fresh, positions, keyset = self._advance(origin, rows, keyset)
                 await self._associate(origin, fresh)
                 if fresh:
@@ -195,7 +196,7 @@ class HubSpotConnector(Connector):
                 # A whole window of one modification time, all delivered before: more records
                 # share it than one search can page through. Page through that time by id.
                 if start.t is None or start.tie is not None:
-                    raise self._error(f"POST {path}: a search window brought nothing new")
+                    raise self.api.error(f"POST {path}: a search window brought nothing new")
                 keyset = Keyset(start.t, start.ids, "0")
 
     def _advance(self, origin: Origin, rows: list[Row], keyset: Keyset
@@ -214,7 +215,7 @@ class HubSpotConnector(Connector):
                 )
             elif keyset.tie is not None:  # paging one modification time by id
                 if t != keyset.t or int(ident) <= int(keyset.tie):
-                    raise self._error(
+                    raise self.api.error(
                         f"{origin.object}: search results for {origin.modified} = {keyset.t} "
                         "are not that time in ascending id order; cannot split the read safely"
                     )
@@ -225,7 +226,7 @@ class HubSpotConnector(Connector):
             elif keyset.seen(t, ident):
                 continue  # delivered by the previous window
             elif keyset.t is not None and t < keyset.t:
-                raise self._error(
+                raise self.api.error(
                     f"{origin.object}: search results are not in ascending {origin.modified} "
                     "order; cannot split the read safely"
                 )
@@ -243,11 +244,11 @@ class HubSpotConnector(Connector):
         path = f"/crm/v3/objects/{origin.object}/{quote(ident, safe='')}"
         params = {"properties": ",".join(self._properties(origin, request.paths)),
                   "archived": "false"}
-        body = await self._call("GET", path, params=params, missing_ok=True)
+        body = await self.api.get_json(self.api.url(path), params, missing_ok=True)
         if body is None:
             return None
         if not isinstance(body, dict) or not isinstance(body.get("id"), str):
-            raise self._error(f"GET {path}: the answer is not a HubSpot object")
+            raise self.api.error(f"GET {path}: the answer is not a HubSpot object")
         await self._associate(origin, [body])
         lines = self._lines(origin, request.lines, request.entity)
         if lines is not None:
@@ -283,7 +284,7 @@ class HubSpotConnector(Connector):
         line_origin = self._origin(lines.origin, f"{entity}.lines")
         wanted = f"associated.{origin.object}"
         if lines.key != (wanted,):
-            raise self._error(
+            raise self.api.error(
                 f"lines of {origin.object} are the {line_origin.object} associated with each "
                 f"record: write lines.key: {wanted} (got {', '.join(lines.key) or 'nothing'})"
             )
@@ -357,81 +358,41 @@ class HubSpotConnector(Connector):
     # --- HTTP --------------------------------------------------------------------------------
 
     async def _call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                    json: Any = None, missing_ok: bool = False) -> Any:
-        url = f"{self.options.base_url}{path}"
-        what = f"{method} {path}"
+                    json: Any = None) -> Any:
+        url = self.api.url(path)
         # Searches and batch reads only read: the resilience transport may replay such a POST
         # after a 429 or a dropped connection.
-        try:
-            response = await self.client.request(method, url, params=params, json=json,
-                                                 extensions={READ_ONLY: True})
-        except SourceError:
-            raise
-        except httpx.HTTPError as exc:
-            raise self._unavailable(f"{what}: {type(exc).__name__}") from None
-        self._log_limits(response, what)
-        status = response.status_code
-        if status == 404 and missing_ok:
-            return None
-        body = self._json(response, what)
-        if 200 <= status < 300:
-            if isinstance(body, dict) and body.get("status") == "error":
-                raise self._error(f"{what} answered {status} with an error: {_hubspot(body)}")
-            return body
-        message = f"{what} answered {status} {response.reason_phrase}".rstrip()
-        if isinstance(body, dict) and body.get("message"):
-            message += f": {_hubspot(body)}"
-        if status in (401, 403):
-            message += (" (check the private-app token or OAuth grant and its scopes, e.g. "
-                        "crm.objects.contacts.read)")
-        if status == 429 or status >= 500:
-            raise self._unavailable(message)
-        raise self._error(message)
-
-    def _json(self, response: httpx.Response, what: str) -> Any:
-        if not response.content and response.status_code >= 400:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
-            raise self._error(
-                f"{what} answered {kind} (status {response.status_code}), not JSON"
-            ) from None
+        response = await self.api.send(method, url, params=params, json=json,
+                                       extensions={READ_ONLY: True})
+        body = self.api.parse_json(response)
+        if isinstance(body, dict) and body.get("status") == "error":
+            raise self.api.error(f"{describe_request(method, url)} answered "
+                                 f"{response.status_code} with an error: {_hubspot(body)}")
+        return body
 
     def _results(self, body: Any, path: str) -> list[Row]:
         found = body.get("results") if isinstance(body, dict) else None
         if not isinstance(found, list):
-            raise self._error(f"{path}: the answer has no list of results")
-        rows: list[Row] = []
-        for number, item in enumerate(found, start=1):
-            if isinstance(item, dict):
-                rows.append(item)
-            else:  # kept, so it is quarantined with its reason rather than lost
-                rows.append({"_value": item, ROW_ERRORS_KEY: [
-                    f"{path} result {number}: not a JSON object"]})
-        return rows
+            raise self.api.error(f"{path}: the answer has no list of results")
+        return [item if isinstance(item, dict) else quarantined(item, f"{path} result {number}")
+                for number, item in enumerate(found, start=1)]
 
-    def _next(self, body: Any, path: str, tokens: set[str]) -> str | None:
+    def _next(self, body: Any, path: str, guard: PageGuard) -> str | None:
         """``paging.next.after``; a token seen before in this read is a server bug, not a loop."""
         paging = body.get("paging") if isinstance(body, dict) else None
         following = paging.get("next") if isinstance(paging, dict) else None
         token = following.get("after") if isinstance(following, dict) else None
         if token is None or token == "":
             return None
-        token = str(token)
-        if token in tokens:
-            raise self._error(f"{path}: the API gave the paging cursor {token!r} twice; "
-                              "stopped rather than read the same pages forever")
-        tokens.add(token)
-        return token
+        return guard.fresh(str(token), path, f"paging cursor {str(token)!r}")
 
-    def _log_limits(self, response: httpx.Response, what: str) -> None:
+    def _log_limits(self, response: httpx.Response) -> None:
         remaining = response.headers.get("x-hubspot-ratelimit-remaining")
         if remaining is not None:  # the resilience transport acts on 429 + Retry-After
             self.res.logger.debug(
                 "source %r: %s: HubSpot rate limit remaining %s of %s per %s ms, daily %s",
-                self.res.source, what, remaining,
+                self.res.source, describe_request(response.request.method, response.request.url),
+                remaining,
                 response.headers.get("x-hubspot-ratelimit-max", "?"),
                 response.headers.get("x-hubspot-ratelimit-interval-milliseconds", "?"),
                 response.headers.get("x-hubspot-ratelimit-daily-remaining", "?"),
@@ -448,7 +409,7 @@ class HubSpotConnector(Connector):
                 name = property_of(path, origin) or path.split(".")[1]
                 names[name] = None
             elif head not in TOP_LEVEL:
-                raise self._error(
+                raise self.api.error(
                     f"{origin.object}: the mapping reads {path!r}, which a HubSpot object does "
                     f"not have; properties are read as properties.{path} (top-level fields: "
                     f"{', '.join(sorted(TOP_LEVEL))})"
@@ -456,7 +417,7 @@ class HubSpotConnector(Connector):
             elif head == "associated" and path.split(".")[1:2] and (
                 path.split(".")[1] not in origin.associations
             ):
-                raise self._error(
+                raise self.api.error(
                     f"{origin.object}: the mapping reads {path!r}; list "
                     f"{path.split('.')[1]!r} in from.associations"
                 )
@@ -470,15 +431,9 @@ class HubSpotConnector(Connector):
             parsed = Origin.model_validate(dict(origin))
         except ValidationError as exc:
             problems = "; ".join(_problem(e) for e in exc.errors(include_url=False))
-            raise self._error(f"entities.{entity}.from: {problems}") from None
+            raise self.api.error(f"entities.{entity}.from: {problems}") from None
         self._seen.setdefault(parsed.object, parsed)
         return parsed
-
-    def _error(self, message: str) -> SourceError:
-        return SourceError(self.res.source, message, owner=self.res.owner)
-
-    def _unavailable(self, message: str) -> SourceUnavailable:
-        return SourceUnavailable(self.res.source, message, owner=self.res.owner)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -552,6 +507,15 @@ def _sort_key(value: Any) -> tuple[int, Any]:
         return (0, float(value))
     except (TypeError, ValueError):
         return (1, str(value))
+
+
+def _explain(status: int, body: Any) -> str:
+    """HubSpot's message on a refused request, and what to check after a 401 or 403."""
+    message = f": {_hubspot(body)}" if isinstance(body, dict) and body.get("message") else ""
+    if status in (401, 403):
+        message += (" (check the private-app token or OAuth grant and its scopes, e.g. "
+                    "crm.objects.contacts.read)")
+    return message
 
 
 def _hubspot(body: Mapping[str, Any]) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from patchbay.connectors._http import BaseUrl
 
 __all__ = ["STANDARD_OBJECTS", "HubSpotSettings", "Origin", "modified_property"]
 
@@ -44,24 +45,11 @@ class HubSpotSettings(_Block):
     ``discover``: objects ``patchbay discover`` describes besides those read so far.
     """
 
-    base_url: str = "https://api.hubapi.com"
+    base_url: BaseUrl = "https://api.hubapi.com"
     page_size: int = Field(default=100, ge=1, le=100)
     search_window: int = Field(default=10_000, ge=1)
     check_object: str = "contacts"
     discover: list[str] = Field(default_factory=list)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        try:
-            url = httpx.URL(value)
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"not a URL: {exc}") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("need an http:// or https:// URL with a host")
-        if url.query or url.fragment:
-            raise ValueError("no query string or fragment")
-        return value.rstrip("/")
 
     @field_validator("check_object")
     @classmethod

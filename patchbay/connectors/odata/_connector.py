@@ -19,7 +19,6 @@ cut short, put the row in quarantine with the reason (``ROW_ERRORS_KEY``).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -28,6 +27,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from patchbay.connectors._http import JsonApi, PageGuard, describe_request, json_type, quarantined
 from patchbay.core.connector import (
     Batch,
     Capability,
@@ -42,7 +42,6 @@ from patchbay.core.connector import (
     SourceSchema,
     TableInfo,
 )
-from patchbay.core.errors import SourceError, SourceUnavailable
 from patchbay.core.filters import Op
 from patchbay.core.mapping import LINES_KEY, ROW_ERRORS_KEY
 
@@ -54,7 +53,6 @@ __all__ = ["ODataConnector"]
 
 Row = dict[str, Any]
 State = dict[str, Any]
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters left as they are in a query value or key predicate; everything else is
 # percent-encoded (a space as %20, never "+", which some OData servers read literally).
 _SAFE_QUERY = "'(),:/@"
@@ -79,8 +77,9 @@ class ODataConnector(Connector):
         super().__init__(settings, resources)
         assert isinstance(settings, ODataSettings)
         self.options = settings
-        self.client: httpx.AsyncClient = resources.http_client
-        self.root = httpx.URL(settings.service_root)
+        self.api = JsonApi(resources, settings.service_root, setting="service_root",
+                           headers={"Accept": "application/json", **settings.headers},
+                           explain=_explain)
         self.v2 = settings.version == "2"
         self._metadata: dict[str, EntitySets] = {}
 
@@ -107,34 +106,29 @@ class ODataConnector(Connector):
     async def read(self, request: ReadRequest) -> AsyncGenerator[Batch, None]:
         origin = self._origin(request.origin)
         if request.order:
-            raise self._error("the odata connector cannot sort; records come in key order")
+            raise self.api.error("the odata connector cannot sort; records come in key order")
         nav = self._nav(request.lines)
         query = self._query(origin, request.paths, nav, request.filters)
         shape = _Shape(origin, _tops(request.paths), nav, request.lines)
         state, skip = self._resume(request.position)
-        seen: set[str] = set()
-        if state["next"] is not None:
-            seen.add(state["next"])
-        fetched = 0
+        guard = PageGuard(self.api, cap=self.options.page_cap,
+                          seen=() if state["next"] is None else (state["next"],))
         while True:
-            if fetched >= self.options.page_cap:
-                raise self._error(
-                    f"{origin.entity_set}: page_cap reached: read {fetched} pages and the "
-                    "service still has more; raise settings.page_cap if that is expected"
-                )
+            guard.count(origin.entity_set)
             if state["next"] is None:
                 page_query = dict(query)
                 if self.options.paging == "client":
                     page_query["$top"] = str(self.options.page_size)
                     if state["skip"]:
                         page_query["$skip"] = str(state["skip"])
-                response = await self._get(self._url(origin.entity_set), page_query)
+                url = _with_query(self.api.url(origin.entity_set), page_query)
             else:
-                response = await self._get(state["next"], None)
-            fetched += 1
-            items, link = self._collection(self._json(response, origin), origin)
+                url = state["next"]
+            response = await self.api.send("GET", url)
+            body = self.api.parse_json(response, origin.entity_set)
+            items, link = self._collection(body, origin)
             rows = [self._row(item, shape, number) for number, item in enumerate(items, 1)]
-            following = self._advance(state, len(rows), link, response, origin, seen)
+            following = self._advance(state, len(rows), link, response, origin, guard)
             if skip < len(rows):
                 yield Batch(rows[skip:], _positions(state, skip))
             if following is None:
@@ -142,15 +136,11 @@ class ODataConnector(Connector):
             state, skip = following, 0
 
     def _advance(self, state: State, count: int, link: str | None, response: httpx.Response,
-                 origin: Origin, seen: set[str]) -> State | None:
+                 origin: Origin, guard: PageGuard) -> State | None:
         if link:
-            url = self._follow(str(response.request.url.join(link)), origin)
-            if url in seen or url == str(response.request.url):
-                raise self._error(
-                    f"{origin.entity_set}: the service sent the same next link twice "
-                    f"({_describe(httpx.URL(url))}); stopping instead of reading it again"
-                )
-            seen.add(url)
+            url = self.api.same_origin(str(response.request.url.join(link)), origin.entity_set)
+            guard.seen.add(str(response.request.url))  # a link back to this page loops too
+            guard.fresh(url, origin.entity_set, f"next link ({describe_request('GET', url)})")
             return {"skip": state["skip"], "next": url, "got": state["got"] + count}
         window = state["got"] + count
         if self.options.paging == "client" and count and window >= self.options.page_size:
@@ -172,7 +162,7 @@ class ODataConnector(Connector):
             expression = filter_expression(filters, origin.where, origin.types,
                                            self.options.version, self.options.fold_function)
         except ValueError as exc:  # the Hub only sends what accepts() took
-            raise self._error(f"{origin.entity_set}: {exc}") from None
+            raise self.api.error(f"{origin.entity_set}: {exc}") from None
         if expression:
             query["$filter"] = expression
         if self.v2:
@@ -188,9 +178,9 @@ class ODataConnector(Connector):
                     and _count(skip) and _count(page["skip"]) and _count(page["got"])
                     and (page["next"] is None or isinstance(page["next"], str))):
                 if page["next"] is not None:
-                    self._follow(page["next"], None)
+                    self.api.same_origin(page["next"])
                 return dict(page), skip
-        raise self._error(
+        raise self.api.error(
             f"cannot resume from position {position!r}: expected "
             "{'page': {'skip': N, 'next': URL or null, 'got': N}, 'skip': N}"
         )
@@ -205,16 +195,16 @@ class ODataConnector(Connector):
             return None  # not a value the key can hold (a guid key and a non-guid id)
         query = self._query(origin, request.paths, nav, ())
         query.pop("$filter", None)  # fixed `where` conditions are checked on the row below
-        url = self._url(origin.entity_set) + quote(predicate, safe=_SAFE_KEY)
-        response = await self._get(url, query, missing_ok=True)
-        if response is None:
+        url = self.api.url(origin.entity_set) + quote(predicate, safe=_SAFE_KEY)
+        body = await self.api.get_json(_with_query(url, query), where=origin.entity_set,
+                                       missing_ok=True)
+        if body is None:
             return None
-        body = self._json(response, origin)
         self._raise_for_error_body(body, origin)
         entity = body.get("d") if self.v2 and isinstance(body, dict) else body
         if not isinstance(entity, dict):
             expected = "an object under 'd'" if self.v2 else "a JSON object"
-            raise self._error(f"{origin.entity_set}{predicate}: expected {expected}")
+            raise self.api.error(f"{origin.entity_set}{predicate}: expected {expected}")
         row = self._row(entity, _Shape(origin, _tops(request.paths), nav, request.lines), 1)
         if any(str(row.get(name)) != str(value) for name, value in origin.where.items()):
             return None  # the entity exists but this binding's `where` excludes it
@@ -226,33 +216,32 @@ class ODataConnector(Connector):
         self._raise_for_error_body(body, origin)
         where = origin.entity_set
         if not isinstance(body, dict):
-            raise self._error(f"{where}: expected a JSON object, got a JSON {_json_type(body)}")
+            raise self.api.error(f"{where}: expected a JSON object, got a JSON {json_type(body)}")
         if self.v2:
             if "d" not in body:
                 hint = " (an OData v4 body: set version: '4')" if "value" in body else ""
-                raise self._error(f"{where}: an OData v2 body without 'd'{hint}")
+                raise self.api.error(f"{where}: an OData v2 body without 'd'{hint}")
             envelope = body["d"]
             if isinstance(envelope, list):  # the older v1 envelope: {"d": [...]}
                 return envelope, None
             results = envelope.get("results") if isinstance(envelope, dict) else None
             if not isinstance(results, list):
-                raise self._error(f"{where}: an OData v2 body without a 'd.results' list")
+                raise self.api.error(f"{where}: an OData v2 body without a 'd.results' list")
             link = envelope.get("__next")
         else:
             results = body.get("value")
             if not isinstance(results, list):
                 hint = " (an OData v2 body: set version: '2')" if "d" in body else ""
-                raise self._error(f"{where}: an OData v4 body without a 'value' list{hint}")
+                raise self.api.error(f"{where}: an OData v4 body without a 'value' list{hint}")
             link = body.get("@odata.nextLink", body.get("odata.nextLink"))
         if link is not None and not isinstance(link, str):
-            raise self._error(f"{where}: the next link is a JSON {_json_type(link)}, not a URL")
+            raise self.api.error(f"{where}: the next link is a JSON {json_type(link)}, not a URL")
         return results, link
 
     def _row(self, item: Any, shape: _Shape, number: int) -> Row:
         where = shape.origin.entity_set
         if not isinstance(item, dict):  # kept, so it is quarantined with its reason
-            return {"_value": item, ROW_ERRORS_KEY: [
-                f"{where} record {number}: a JSON {_json_type(item)}, not an object"]}
+            return quarantined(item, f"{where} record {number}")
         row: Row = dict(item)
         if self.v2:
             odata_dates(row)
@@ -280,13 +269,13 @@ class ODataConnector(Connector):
         if not isinstance(found, list):
             what = "missing" if found is None else (
                 "not expanded (deferred)" if isinstance(found, dict) else
-                f"a JSON {_json_type(found)}")
+                f"a JSON {json_type(found)}")
             return [], f"{nav}: the expanded lines are {what}"
         tops = _tops(shape.lines.paths)
         lines: list[Row] = []
         for item in found:
             if not isinstance(item, dict):
-                lines.append({ROW_ERRORS_KEY: [f"a JSON {_json_type(item)}, not an object"]})
+                lines.append({ROW_ERRORS_KEY: [f"a JSON {json_type(item)}, not an object"]})
                 continue
             line = dict(item)
             missing = [_missing(name, nav) for name in tops if name not in line]
@@ -302,14 +291,14 @@ class ODataConnector(Connector):
         if isinstance(body, dict) and isinstance(body.get("error"), dict) and not (
             "value" in body or "d" in body
         ):
-            raise self._error(f"{origin.entity_set}: the service answered 200 with an error: "
-                              f"{_error_text(body)}")
+            raise self.api.error(f"{origin.entity_set}: the service answered 200 with an error: "
+                                 f"{_error_text(body)}")
 
     # --- health and schema ------------------------------------------------------------------
 
     async def check(self) -> None:
         path, query = self._health()
-        await self._get(self._url(path), self._format(query))
+        await self.api.send("GET", _with_query(self.api.url(path), self._format(query)))
 
     def _health(self) -> tuple[str, dict[str, str]]:
         """What ``check`` GETs: the (first) service document, small and behind the same auth."""
@@ -344,72 +333,21 @@ class ODataConnector(Connector):
 
     async def _entity_sets(self, service: str) -> EntitySets:
         if service not in self._metadata:
-            url = self._url(f"{service}/$metadata" if service else "$metadata")
-            response = await self._get(url, dict(self.options.params),
-                                       accept="application/xml")
+            url = self.api.url(f"{service}/$metadata" if service else "$metadata")
+            response = await self.api.send(
+                "GET", _with_query(url, self.options.params),
+                headers={"Accept": "application/xml", **self.options.headers})
             try:
                 self._metadata[service] = parse_metadata(response.content)
             except ValueError as exc:
-                raise self._error(f"{_describe(response.request.url)}: {exc}") from None
+                where = describe_request("GET", response.request.url)
+                raise self.api.error(f"{where}: {exc}") from None
         return self._metadata[service]
 
     # --- HTTP --------------------------------------------------------------------------------
 
-    async def _get(self, url: str, query: Mapping[str, str] | None, *, missing_ok: bool = False,
-                   accept: str = "application/json") -> Any:
-        if query:
-            url = f"{url}?{_encode(query)}"
-        headers = {"Accept": accept, **self.options.headers}
-        try:
-            response = await self.client.get(url, headers=headers)
-        except SourceError:
-            raise
-        except httpx.HTTPError as exc:
-            raise self._unavailable(f"{_describe(httpx.URL(url))}: {type(exc).__name__}"
-                                    ) from None
-        status = response.status_code
-        if 200 <= status < 300:
-            return response
-        if status == 404 and missing_ok:
-            return None
-        what = _describe(response.request.url)
-        message = f"{what} answered {status} {response.reason_phrase}".rstrip()
-        with contextlib.suppress(ValueError):
-            message += f": {_error_text(response.json())}"
-        if 300 <= status < 400:
-            raise self._error(f"{message}: a redirect (set service_root to where the API is)")
-        if status == 429 or status >= 500:
-            raise self._unavailable(message)
-        raise self._error(message)
-
-    def _json(self, response: httpx.Response, origin: Origin) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
-            raise self._error(
-                f"{origin.entity_set}: {_describe(response.request.url)} answered {kind} "
-                f"(status {response.status_code}), not JSON"
-            ) from None
-
-    def _url(self, path: str) -> str:
-        return f"{self.options.service_root}/{path.lstrip('/')}"
-
     def _format(self, query: dict[str, str]) -> dict[str, str]:
         return {**self.options.params, **query, **({"$format": "json"} if self.v2 else {})}
-
-    def _follow(self, target: str, origin: Origin | None) -> str:
-        """A next link if it stays on service_root's origin; refused otherwise."""
-        url = self.root.join(target)
-        if _origin_of(url) != _origin_of(self.root):
-            scheme, host, port = _origin_of(url)
-            where = f"{origin.entity_set}: " if origin else ""
-            raise self._error(
-                f"{where}refused the next page at {scheme}://{host}:{port}, another origin than "
-                f"service_root's ({self.root.scheme}://{self.root.host}); credentials are only "
-                "sent to service_root's origin"
-            )
-        return str(url)
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -417,7 +355,7 @@ class ODataConnector(Connector):
         try:
             return Origin.model_validate(dict(origin))
         except ValidationError as exc:
-            raise self._error(f"invalid from: block: {_problems(exc)}") from None
+            raise self.api.error(f"invalid from: block: {_problems(exc)}") from None
 
     def _nav(self, lines: LinesRequest | None) -> str | None:
         if lines is None:
@@ -425,16 +363,10 @@ class ODataConnector(Connector):
         try:
             return LinesOrigin.model_validate(dict(lines.origin)).expand
         except ValidationError as exc:
-            raise self._error(
+            raise self.api.error(
                 f"invalid lines.from: block (the odata connector reads lines by $expand, "
                 f"e.g. {{expand: salesOrderLines}}): {_problems(exc)}"
             ) from None
-
-    def _error(self, message: str) -> SourceError:
-        return SourceError(self.res.source, message, owner=self.res.owner)
-
-    def _unavailable(self, message: str) -> SourceUnavailable:
-        return SourceUnavailable(self.res.source, message, owner=self.res.owner)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -495,9 +427,12 @@ def _count(value: object) -> bool:
     return type(value) is int and value >= 0
 
 
-def _encode(query: Mapping[str, str]) -> str:
-    return "&".join(f"{quote(k, safe='$')}={quote(v, safe=_SAFE_QUERY)}"
-                    for k, v in query.items())
+def _with_query(url: str, query: Mapping[str, str]) -> str:
+    """The URL with the query encoded here, not by httpx: OData servers want %20, not +."""
+    if not query:
+        return url
+    return url + "?" + "&".join(f"{quote(k, safe='$')}={quote(v, safe=_SAFE_QUERY)}"
+                                for k, v in query.items())
 
 
 def _service_of(entity_set: str) -> tuple[str, str]:
@@ -511,6 +446,10 @@ def _service_of(entity_set: str) -> tuple[str, str]:
     return "/".join(service), segments[-1].split("(", 1)[0]
 
 
+def _explain(status: int, body: Any) -> str:
+    return "" if body is None else f": {_error_text(body)}"
+
+
 def _error_text(body: Any) -> str:
     """``code: message`` of an OData error body (v4 ``error.message``, v2 ``message.value``)."""
     error = body.get("error") if isinstance(body, dict) else None
@@ -521,30 +460,6 @@ def _error_text(body: Any) -> str:
         message = message.get("value")
     text = f"{error.get('code') or 'error'}: {message or '(no message)'}"
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def _origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
-
-
-def _describe(url: httpx.URL) -> str:
-    """``GET host/path``: never the query string (it may hold a key or a skip token)."""
-    port = f":{url.port}" if url.port else ""
-    return f"GET {url.host}{port}{url.path}"
 
 
 def _problems(exc: ValidationError) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from patchbay.connectors._http import BaseUrl
 
 __all__ = ["EDM_TYPES", "LinesOrigin", "ODataSettings", "Origin"]
 
@@ -40,7 +41,7 @@ class ODataSettings(_Block):
     root whose ``$metadata`` ``discover`` lists (SAP has one service per API).
     """
 
-    service_root: str
+    service_root: BaseUrl
     version: Literal["4", "2"] = "4"
     paging: Literal["client", "server"] = "client"
     page_size: int = Field(default=1000, ge=1, le=100_000)
@@ -51,19 +52,6 @@ class ODataSettings(_Block):
     # How ``contains`` is made case-insensitive at the source (canonical contains ignores
     # case); null: case-insensitive contains is evaluated in memory only.
     fold_function: Literal["tolower"] | None = "tolower"
-
-    @field_validator("service_root")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        try:
-            url = httpx.URL(value)
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"not a URL: {exc}") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("need an http:// or https:// URL with a host")
-        if url.query or url.fragment:
-            raise ValueError("no query string or fragment: put fixed parameters in params")
-        return value.rstrip("/")
 
     @field_validator("services")
     @classmethod

@@ -14,6 +14,7 @@ describe a request as method + host + path, never the query string (it may hold 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,6 +24,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from patchbay.connectors._http import JsonApi, PageGuard, describe_request, json_type, quarantined
 from patchbay.core.connector import (
     Batch,
     Capability,
@@ -37,7 +39,6 @@ from patchbay.core.connector import (
     SourceSchema,
     TableInfo,
 )
-from patchbay.core.errors import SourceError, SourceUnavailable
 from patchbay.core.filters import Op
 from patchbay.core.mapping import ROW_ERRORS_KEY
 
@@ -47,7 +48,6 @@ from ._spec import Origin, RestSettings, Since
 __all__ = ["RestConnector"]
 
 Row = dict[str, Any]
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class RestConnector(Connector):
@@ -65,8 +65,8 @@ class RestConnector(Connector):
     def __init__(self, settings: RestSettings, resources: Resources) -> None:
         super().__init__(settings, resources)
         self.options = settings
-        self.client: httpx.AsyncClient = resources.http_client
-        self.base = httpx.URL(settings.base_url)
+        self.api = JsonApi(resources, settings.base_url, headers=settings.headers,
+                           observe=self._log_limits)
         self._seen: dict[str, Origin] = {}  # origins read so far, by endpoint (for discover)
 
     # --- planning ----------------------------------------------------------------------------
@@ -90,21 +90,17 @@ class RestConnector(Connector):
     async def read(self, request: ReadRequest) -> AsyncGenerator[Batch, None]:
         origin = self._origin(request.origin, f"entities.{request.entity}")
         if request.order:
-            raise self._error("the rest connector cannot sort; records come in the API's order")
+            raise self.api.error("the rest connector cannot sort; records come in the API's order")
         if request.lines is not None:
-            raise self._error("the rest connector does not read lines from a second endpoint")
+            raise self.api.error("the rest connector does not read lines from a second endpoint")
         params = self._params(origin, request.filters)
         pages = paginator(origin.pagination, origin.stop)
         state, skip = self._resume(request.position, pages)
-        fetched = 0
+        # A cursor or next URL the API sends again would read the same pages forever.
+        guard = PageGuard(self.api, cap=self.options.page_cap, seen=[_page_key(state)])
         while True:
-            if fetched >= self.options.page_cap:
-                raise self._error(
-                    f"{origin.endpoint}: page_cap reached: read {fetched} pages and the API "
-                    "still has more; raise settings.page_cap if that is expected"
-                )
+            guard.count(origin.endpoint)
             response, body, rows = await self._page(origin, pages, state, params)
-            fetched += 1
             if not rows:
                 return
             following = None if _no_more(body, origin) else pages.advance(
@@ -114,36 +110,31 @@ class RestConnector(Connector):
                 yield Batch(rows[skip:], _positions(state, skip))
             if following is None:
                 return
+            guard.fresh(_page_key(following), origin.endpoint, _what_page(following))
             state, skip = following, 0
 
     async def _page(self, origin: Origin, pages: Paginator, state: State,
                     params: Mapping[str, str]) -> tuple[httpx.Response, Any, list[Row]]:
         call = pages.call(state)
         if call.url is None:
-            url, query = self._url(origin.endpoint), {**params, **call.params}
+            url, query = self.api.url(origin.endpoint), {**params, **call.params}
         else:
-            url, query = self._follow(call.url, origin.endpoint), {}
-        response = await self._get(url, query)
-        body = self._json(response, origin.endpoint)
+            url, query = self.api.same_origin(call.url, origin.endpoint), {}
+        response = await self.api.send("GET", url, params=query)
+        body = self.api.parse_json(response, origin.endpoint)
         return response, body, self._records(body, origin)
 
     def _records(self, body: Any, origin: Origin) -> list[Row]:
         found = at_path(body, origin.records)
         if not isinstance(found, list):
-            what = "nothing" if found is MISSING else f"a JSON {_json_type(found)}"
-            raise self._error(
+            what = "nothing" if found is MISSING else f"a JSON {json_type(found)}"
+            raise self.api.error(
                 f"{origin.endpoint}: no list of records at records path "
                 f"{origin.records or '(the body)'!r}: found {what}"
             )
-        rows: list[Row] = []
-        for number, item in enumerate(found, start=1):
-            if isinstance(item, dict):
-                rows.append(item)
-            else:  # kept, so it is quarantined with its reason rather than lost
-                rows.append({"_value": item, ROW_ERRORS_KEY: [
-                    f"{origin.endpoint} record {number}: a JSON {_json_type(item)}, not an object"
-                ]})
-        return rows
+        return [item if isinstance(item, dict) else
+                quarantined(item, f"{origin.endpoint} record {number}")
+                for number, item in enumerate(found, start=1)]
 
     def _params(self, origin: Origin, filters: Sequence[SourceFilter]) -> dict[str, str]:
         params = {name: _param_text(value) or "" for name, value in origin.params.items()}
@@ -153,7 +144,7 @@ class RestConnector(Connector):
             elif condition.op is Op.GTE and origin.since is not None:
                 params[origin.since.param] = _since_text(condition.value, origin.since)
             else:  # the Hub only sends what accepts() took
-                raise self._error(f"cannot push {condition.path} {condition.op} to the API")
+                raise self.api.error(f"cannot push {condition.path} {condition.op} to the API")
         return params
 
     def _resume(self, position: Position | None, pages: Paginator) -> tuple[State, int]:
@@ -163,7 +154,7 @@ class RestConnector(Connector):
             state, skip = position["page"], position["skip"]
             if type(skip) is int and skip >= 0 and pages.valid(state):
                 return state, skip
-        raise self._error(
+        raise self.api.error(
             f"cannot resume from position {position!r}: expected {{'page': STATE, 'skip': N}}"
         )
 
@@ -173,12 +164,13 @@ class RestConnector(Connector):
         wanted = tuple(v.strip() for v in request.id_values)
         if origin.detail is not None and len(wanted) == 1:
             path = origin.detail.replace("{id}", quote(wanted[0], safe=""))
-            response = await self._get(self._url(path), {}, missing_ok=True)
-            if response is None:
+            body = await self.api.get_json(self.api.url(path), where=origin.detail,
+                                           missing_ok=True)
+            if body is None:
                 return None
-            found = at_path(self._json(response, origin.detail), origin.detail_record)
+            found = at_path(body, origin.detail_record)
             if not isinstance(found, dict):
-                raise self._error(
+                raise self.api.error(
                     f"{origin.detail}: no JSON object at detail_record "
                     f"{origin.detail_record or '(the body)'!r}"
                 )
@@ -194,8 +186,8 @@ class RestConnector(Connector):
     # --- health and schema ------------------------------------------------------------------
 
     async def check(self) -> None:
-        url = self._url(self.options.health) if self.options.health else str(self.base)
-        await self._get(url, {})
+        url = self.api.url(self.options.health) if self.options.health else self.api.base_url
+        await self.api.send("GET", url)
 
     async def discover(self) -> SourceSchema:
         """One table per endpoint: those in ``settings.discover`` and those read so far."""
@@ -219,7 +211,7 @@ class RestConnector(Connector):
             if ROW_ERRORS_KEY in row:
                 continue
             for name, value in row.items():
-                kind = _json_type(value)
+                kind = json_type(value)
                 if kind == "null":
                     nullable.add(name)
                     types.setdefault(name, "null")
@@ -234,62 +226,12 @@ class RestConnector(Connector):
 
     # --- HTTP --------------------------------------------------------------------------------
 
-    async def _get(self, url: str, params: Mapping[str, str], *, missing_ok: bool = False
-                   ) -> Any:
-        headers = self.options.headers
-        try:
-            # params=None, not {}: an empty dict would drop the query string of a next URL
-            response = await self.client.get(url, params=params or None, headers=headers)
-        except SourceError:
-            raise
-        except httpx.HTTPError as exc:
-            what = _describe(httpx.URL(url))
-            raise self._unavailable(f"{what}: {type(exc).__name__}") from None
-        self._log_limits(response)
-        status = response.status_code
-        if 200 <= status < 300:
-            return response
-        if status == 404 and missing_ok:
-            return None
-        what = _describe(response.request.url)
-        message = f"{what} answered {status} {response.reason_phrase}".rstrip()
-        if 300 <= status < 400:
-            raise self._error(f"{message}: a redirect (set base_url to where the API is)")
-        if status == 429 or status >= 500:
-            raise self._unavailable(message)
-        raise self._error(message)
-
-    def _json(self, response: httpx.Response, endpoint: str) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
-            raise self._error(
-                f"{endpoint}: {_describe(response.request.url)} answered {kind} (status "
-                f"{response.status_code}), not JSON"
-            ) from None
-
-    def _url(self, path: str) -> str:
-        return f"{self.options.base_url}/{path.lstrip('/')}"
-
-    def _follow(self, target: str, endpoint: str) -> str:
-        """A next URL (relative to base_url's origin, or absolute) if it stays on that origin."""
-        url = self.base.join(target)
-        if _origin_of(url) != _origin_of(self.base):
-            scheme, host, port = _origin_of(url)
-            raise self._error(
-                f"{endpoint}: refused the next page at {scheme}://{host}:{port}, another origin "
-                f"than base_url's ({self.base.scheme}://{self.base.host}); credentials are only "
-                "sent to base_url's origin"
-            )
-        return str(url)
-
     def _log_limits(self, response: httpx.Response) -> None:
         remaining = response.headers.get("x-ratelimit-remaining")
         if remaining is not None:  # the resilience transport acts on 429 + Retry-After
             self.res.logger.debug(
                 "source %r: %s: rate limit remaining %s, reset %s", self.res.source,
-                _describe(response.request.url), remaining,
+                describe_request(response.request.method, response.request.url), remaining,
                 response.headers.get("x-ratelimit-reset", "?"),
             )
 
@@ -300,15 +242,9 @@ class RestConnector(Connector):
             parsed = Origin.model_validate(dict(origin))
         except ValidationError as exc:
             problems = "; ".join(f"{where}.{_problem(e)}" for e in exc.errors(include_url=False))
-            raise self._error(f"invalid from: block: {problems}") from None
+            raise self.api.error(f"invalid from: block: {problems}") from None
         self._seen.setdefault(parsed.endpoint, parsed)
         return parsed
-
-    def _error(self, message: str) -> SourceError:
-        return SourceError(self.res.source, message, owner=self.res.owner)
-
-    def _unavailable(self, message: str) -> SourceUnavailable:
-        return SourceUnavailable(self.res.source, message, owner=self.res.owner)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -354,33 +290,17 @@ def _since_text(value: Any, since: Since) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def _origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
-
-
-def _describe(url: httpx.URL) -> str:
-    """``GET api.example.com/v2/invoices``: never the query string."""
-    port = f":{url.port}" if url.port else ""
-    return f"GET {url.host}{port}{url.path}"
-
-
 def _problem(error: Mapping[str, Any]) -> str:
     where = ".".join(str(part) for part in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"from.{where}: {message}" if where else f"from: {message}"
+
+
+def _page_key(state: State) -> str:
+    return json.dumps(state, sort_keys=True)
+
+
+def _what_page(state: State) -> str:
+    if isinstance(state, str) and "://" in state:
+        return f"next page ({describe_request('GET', state)})"
+    return "next page cursor" if isinstance(state, str) else "next page"

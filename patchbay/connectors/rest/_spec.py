@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Self
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from patchbay.connectors._http import BaseUrl
 
 __all__ = [
     "CursorPages",
@@ -41,24 +42,11 @@ class RestSettings(_Block):
     ``from:`` blocks listed by ``patchbay discover`` besides those this source has read.
     """
 
-    base_url: str
+    base_url: BaseUrl
     headers: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold secrets
     page_cap: int = Field(default=10_000, ge=1)
     health: str | None = None
     discover: list[Origin] = Field(default_factory=list)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        try:
-            url = httpx.URL(value)
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"not a URL: {exc}") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("need an http:// or https:// URL with a host")
-        if url.query or url.fragment:
-            raise ValueError("no query string or fragment: put fixed parameters in from.params")
-        return value.rstrip("/")
 
     @field_validator("health")
     @classmethod

@@ -33,6 +33,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from patchbay.connectors._http import JsonApi, PageGuard, describe_request, quarantined
 from patchbay.core.connector import (
     Batch,
     Capability,
@@ -48,7 +49,7 @@ from patchbay.core.connector import (
     SourceSchema,
     TableInfo,
 )
-from patchbay.core.errors import SourceError, SourceUnavailable
+from patchbay.core.errors import SourceError
 from patchbay.core.filters import Op
 from patchbay.core.mapping import LINES_KEY, ROW_ERRORS_KEY
 
@@ -62,7 +63,6 @@ Row = dict[str, Any]
 MODSTAMP = "SystemModstamp"
 _ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?\Z")
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 USAGE_WARNING = 0.9  # share of the org's daily API requests that is worth a warning
 
 
@@ -99,8 +99,8 @@ class SalesforceConnector(Connector):
     def __init__(self, settings: SalesforceSettings, resources: Resources) -> None:
         super().__init__(settings, resources)
         self.options = settings
-        self.client: httpx.AsyncClient = resources.http_client
-        self.base = httpx.URL(settings.instance_url)
+        self.api = JsonApi(resources, settings.instance_url, setting="instance_url",
+                           observe=self._note_usage)
         self.api_usage: ApiUsage | None = None
         self._warned = False
         self._seen: dict[str, Origin] = {}  # objects read so far (for discover)
@@ -131,8 +131,8 @@ class SalesforceConnector(Connector):
     async def read(self, request: ReadRequest) -> AsyncGenerator[Batch, None]:
         origin = self._origin(request.origin, f"entities.{request.entity}")
         if request.order:
-            raise self._error("the salesforce connector cannot sort; records come by "
-                              "SystemModstamp, Id")
+            raise self.api.error("the salesforce connector cannot sort; records come by "
+                                 "SystemModstamp, Id")
         lines = self._lines(request.lines, request.entity)
         conditions = [soql.condition(c) for c in request.filters]
         redact = _filter_values(request.filters)
@@ -161,13 +161,13 @@ class SalesforceConnector(Connector):
 
     def _query(self, origin: Origin, paths: Iterable[str], conditions: Sequence[str],
                lines: tuple[LinesRequest, LinesOrigin] | None) -> soql.Query:
-        fields = [*_fields(paths, origin.object, self._error), MODSTAMP, "Id"]
+        fields = [*_fields(paths, origin.object, self.api.error), MODSTAMP, "Id"]
         where = [origin.where, *conditions] if origin.where else list(conditions)
         subqueries = []
         if lines is not None:
             spec, child = lines
             subqueries.append(soql.Query(
-                fields=[*_fields([*spec.key, *spec.paths], child.object, self._error), "Id"],
+                fields=[*_fields([*spec.key, *spec.paths], child.object, self.api.error), "Id"],
                 sobject=child.relationship,
                 order_by=[*(soql.name(p) for p in spec.order_by), "Id"],
             ))
@@ -178,35 +178,29 @@ class SalesforceConnector(Connector):
         """The ``records`` of each page until ``done``; locators are followed, never reused."""
         url, params = self._data_url("query"), {"q": query.soql()}
         headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else {}
-        seen: set[str] = set()
-        for page in range(1, self.options.page_cap + 1):
-            what = f"{sobject} query page {page}"
+        guard = PageGuard(self.api, cap=self.options.page_cap)
+        while True:
+            what = f"{sobject} query page {guard.count(f'{sobject} query')}"
             body = await self._get_json(url, params, what, redact, headers=headers)
             records, following = self._result(body, what)
             yield records
             if following is None:
                 return
-            if following in seen:
-                raise self._error(f"{what}: Salesforce sent the same nextRecordsUrl again; "
-                                  "stopped instead of reading the same page forever")
-            seen.add(following)
-            url, params = self._follow(following, what), {}
-        raise self._error(f"{sobject} query: page_cap reached: read {self.options.page_cap} "
-                          "pages and Salesforce still has more; raise settings.page_cap if "
-                          "that is expected")
+            guard.fresh(following, what, "nextRecordsUrl")
+            url, params = self.api.same_origin(following, what), {}
 
     def _result(self, body: Any, what: str) -> tuple[list[Row], str | None]:
         """A query result's records, and the next page's URL (None when ``done``)."""
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
-            raise self._error(f"{what}: not a query result (no list of records)")
+            raise self.api.error(f"{what}: not a query result (no list of records)")
         done = body.get("done")
         if not isinstance(done, bool):
-            raise self._error(f"{what}: the query result has no 'done' flag")
+            raise self.api.error(f"{what}: the query result has no 'done' flag")
         if done:
             return body["records"], None
         following = body.get("nextRecordsUrl")
         if not isinstance(following, str) or not following:
-            raise self._error(f"{what}: 'done' is false but there is no nextRecordsUrl")
+            raise self.api.error(f"{what}: 'done' is false but there is no nextRecordsUrl")
         return body["records"], following
 
     async def _row(self, record: Any, sobject: str, paths: Sequence[str],
@@ -214,8 +208,7 @@ class SalesforceConnector(Connector):
         """A record without ``attributes``, its lines under LINES_KEY, and what is wrong with it
         under ROW_ERRORS_KEY (so the mapping quarantines it instead of losing it)."""
         if not isinstance(record, dict):
-            return {"_value": record, ROW_ERRORS_KEY: [f"{sobject}: a record that is not a "
-                                                       "JSON object"]}
+            return quarantined(record, f"{sobject} record")
         row = {k: v for k, v in record.items() if k != "attributes"}
         reasons = _missing(row, [*paths, "Id", MODSTAMP], sobject)
         if lines is not None:
@@ -236,14 +229,11 @@ class SalesforceConnector(Connector):
         if not isinstance(found, dict):
             return [], [f"{what}: not a query result"]
         records, following = self._result(found, what)
-        seen: set[str] = set()
+        guard = PageGuard(self.api, cap=self.options.page_cap)
         while following is not None:  # more lines than one batch: the child locator
-            if len(seen) >= self.options.page_cap:
-                raise self._error(f"{what}: page_cap reached on one record's child records")
-            if following in seen:
-                raise self._error(f"{what}: Salesforce sent the same nextRecordsUrl again")
-            seen.add(following)
-            body = await self._get_json(self._follow(following, what), {}, what, redact)
+            guard.count(what)
+            guard.fresh(following, what, "nextRecordsUrl")
+            body = await self._get_json(self.api.same_origin(following, what), {}, what, redact)
             more, following = self._result(body, what)
             records = [*records, *more]
         rows: list[Row] = []
@@ -270,8 +260,8 @@ class SalesforceConnector(Connector):
             for key in reversed(keys[: index + 1]):
                 if key is not None:
                     return {"after": key}
-            raise self._error(f"{sobject}: cannot resume after records without "
-                              f"{MODSTAMP} and Id")
+            raise self.api.error(f"{sobject}: cannot resume after records without "
+                                 f"{MODSTAMP} and Id")
 
         return position_after
 
@@ -285,8 +275,8 @@ class SalesforceConnector(Connector):
                     stamp = datetime.fromisoformat(key[0])
                     if stamp.tzinfo is not None:
                         return stamp, key[1]
-        raise self._error(f"cannot resume from position {position!r}: expected "
-                          "{'after': [SystemModstamp, Id]}")
+        raise self.api.error(f"cannot resume from position {position!r}: expected "
+                             "{'after': [SystemModstamp, Id]}")
 
     # --- get ---------------------------------------------------------------------------------
 
@@ -300,7 +290,7 @@ class SalesforceConnector(Connector):
                 and origin.where is None):
             if not _ID.match(wanted[0]):
                 return None  # not a Salesforce Id: no such record
-            selected = [*_fields(request.paths, origin.object, self._error), MODSTAMP, "Id"]
+            selected = [*_fields(request.paths, origin.object, self.api.error), MODSTAMP, "Id"]
             fields = ",".join(dict.fromkeys(selected))
             path = f"sobjects/{origin.object}/{quote(wanted[0], safe='')}"
             body = await self._get_json(self._data_url(path), {"fields": fields},
@@ -340,7 +330,7 @@ class SalesforceConnector(Connector):
                                     f"{sobject} describe", ())
         fields = body.get("fields") if isinstance(body, dict) else None
         if not isinstance(fields, list):
-            raise self._error(f"{sobject} describe: no list of fields in the answer")
+            raise self.api.error(f"{sobject} describe: no list of fields in the answer")
         columns: list[ColumnInfo] = []
         for item in fields:
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
@@ -355,67 +345,40 @@ class SalesforceConnector(Connector):
     # --- HTTP --------------------------------------------------------------------------------
 
     def _data_url(self, path: str) -> str:
-        return f"{self.base}/services/data/v{self.options.api_version}/{path}"
-
-    def _follow(self, target: str, what: str) -> str:
-        """A ``nextRecordsUrl`` (a path on the instance) if it stays on instance_url's origin."""
-        url = self.base.join(target)
-        if _origin_of(url) != _origin_of(self.base):
-            scheme, host, port = _origin_of(url)
-            raise self._error(
-                f"{what}: refused the next page at {scheme}://{host}:{port}, another origin than "
-                f"instance_url ({self.base.scheme}://{self.base.host}); the session token is only "
-                "sent to instance_url"
-            )
-        return str(url)
+        return self.api.url(f"services/data/v{self.options.api_version}/{path}")
 
     async def _get_json(self, url: str, params: Mapping[str, str], what: str,
                         redact: Sequence[str], *, missing_ok: bool = False,
                         headers: Mapping[str, str] | None = None) -> Any:
-        try:
-            response = await self.client.get(url, params=params or None, headers=headers)
-        except SourceError:
-            raise
-        except httpx.HTTPError as exc:
-            raise self._unavailable(f"{what}: {_describe(httpx.URL(url))}: "
-                                    f"{type(exc).__name__}") from None
-        self._note_usage(response)
+        """The body of a GET; Salesforce's error list (in a 200 too) becomes the error, without
+        the values in ``redact``."""
+        response = await self.api.request("GET", url, params=params, headers=headers, where=what)
         status = response.status_code
         if status == 404 and missing_ok:
             return None
-        body = self._json(response, what)
+        body = self.api.parse_json(response, what)
         errors = _salesforce_errors(body)
-        if 200 <= status < 300 and errors is None:
+        if response.is_success and errors is None:
             return body
-        described = _describe(response.request.url)
         said = _said(errors, redact)
-        if 200 <= status < 300:
-            raise self._error(f"{what}: {described} answered {status} with an error{said}")
-        message = f"{what}: {described} answered {status}{said}"
+        if response.is_success:
+            raise self.api.error(f"{what}: {describe_request('GET', response.request.url)} "
+                                 f"answered {status} with an error{said}")
+        refused = self.api.refusal(response, what, detail=said)
         codes = {code for code, _ in errors or ()}
         if status == 401:
-            raise self._error(f"{message}: the session was refused even after a new token; "
-                              "check the source's auth settings and the connected app")
+            raise self.api.error(f"{refused.detail}: the session was refused even after a new "
+                                 "token; check the source's auth settings and the connected app")
         if status == 403 and "REQUEST_LIMIT_EXCEEDED" in codes:
-            raise self._unavailable(f"{message}: the org's API request limit is used up"
-                                    f"{self._usage_text()}")
-        if status == 429 or status >= 500:
-            raise self._unavailable(message)
-        if 300 <= status < 400:
-            raise self._error(f"{message}: a redirect (check instance_url)")
-        if "INVALID_QUERY_LOCATOR" in codes:
-            raise _LocatorExpired(self.res.source, message, owner=self.res.owner)
-        if codes & {"INVALID_FIELD", "INVALID_TYPE"}:
-            raise self._error(f"{message}: check the field and object names in the mapping")
-        raise self._error(message)
-
-    def _json(self, response: httpx.Response, what: str) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
-            raise self._error(f"{what}: {_describe(response.request.url)} answered {kind} "
-                              f"(status {response.status_code}), not JSON") from None
+            raise self.api.unavailable(f"{refused.detail}: the org's API request limit is used "
+                                       f"up{self._usage_text()}")
+        if 400 <= status < 500 and status != 429:
+            if "INVALID_QUERY_LOCATOR" in codes:
+                raise _LocatorExpired(self.api.source, refused.detail, owner=self.api.owner)
+            if codes & {"INVALID_FIELD", "INVALID_TYPE"}:
+                raise self.api.error(f"{refused.detail}: check the field and object names in "
+                                     "the mapping")
+        raise refused
 
     def _note_usage(self, response: httpx.Response) -> None:
         """``Sforce-Limit-Info: api-usage=25/15000``: logged, counted, kept in ``api_usage``."""
@@ -449,8 +412,8 @@ class SalesforceConnector(Connector):
         try:
             parsed = Origin.model_validate(dict(origin))
         except ValidationError:
-            raise self._error(f"invalid from: block at {where}.from: "
-                              f"{problems(Origin, origin)}") from None
+            raise self.api.error(f"invalid from: block at {where}.from: "
+                                 f"{problems(Origin, origin)}") from None
         self._seen.setdefault(parsed.object, parsed)
         return parsed
 
@@ -464,14 +427,8 @@ class SalesforceConnector(Connector):
         try:
             return LinesOrigin.model_validate(dict(origin))
         except ValidationError:
-            raise self._error(f"invalid from: block at {where}.from: "
-                              f"{problems(LinesOrigin, origin)}") from None
-
-    def _error(self, message: str) -> SourceError:
-        return SourceError(self.res.source, message, owner=self.res.owner)
-
-    def _unavailable(self, message: str) -> SourceUnavailable:
-        return SourceUnavailable(self.res.source, message, owner=self.res.owner)
+            raise self.api.error(f"invalid from: block at {where}.from: "
+                                 f"{problems(LinesOrigin, origin)}") from None
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -546,13 +503,3 @@ def _said(errors: list[tuple[str, str]] | None, redact: Sequence[str]) -> str:
             text = text.replace(soql.literal(value)[1:-1], "…")
         parts.append(f"{code}: {text[:300]}" if text else code)
     return ": " + "; ".join(parts)
-
-
-def _origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
-
-
-def _describe(url: httpx.URL) -> str:
-    """``GET acme.my.salesforce.com/services/data/v62.0/query``: never the query string."""
-    port = f":{url.port}" if url.port else ""
-    return f"GET {url.host}{port}{url.path}"

@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from patchbay.connectors._http import BaseUrl
+
 from ._soql import is_name
 
 __all__ = ["LinesOrigin", "Origin", "SalesforceSettings"]
@@ -22,7 +24,7 @@ class SalesforceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    instance_url: str
+    instance_url: BaseUrl
     api_version: str = "62.0"
     # Amounts carry CurrencyIsoCode only in orgs with multiple currencies enabled; single-
     # currency orgs take the source's ``defaults.currency``.
@@ -32,12 +34,10 @@ class SalesforceSettings(BaseModel):
     @field_validator("instance_url")
     @classmethod
     def _instance_url(cls, value: str) -> str:
-        url = httpx.URL(value.rstrip("/"))
-        if url.scheme not in ("https", "http") or not url.host:
-            raise ValueError("give the org's URL, e.g. https://acme.my.salesforce.com")
+        url = httpx.URL(value)  # a base URL already: http(s), a host, no query
         if url.scheme == "http" and url.host not in _LOOPBACK:
             raise ValueError("instance_url must use https (plain http only on 127.0.0.1)")
-        if url.path not in ("", "/") or url.query:
+        if url.path not in ("", "/"):
             raise ValueError("give the org's URL only, without a path: "
                              "https://acme.my.salesforce.com")
         return str(url.copy_with(path="")).rstrip("/")

@@ -169,6 +169,10 @@ class HubSpotApp:
         async def html() -> HTMLResponse:
             return HTMLResponse("<html><body>Service Unavailable</body></html>")
 
+        @app.get("/crm/v3/objects/p_down")
+        async def down() -> HTMLResponse:
+            return HTMLResponse("<html><body>Down for maintenance</body></html>", 503)
+
         @app.get("/crm/v3/objects/p_error")
         async def error_body() -> Response:
             return JSONResponse({"status": "error", "message": "internal error",

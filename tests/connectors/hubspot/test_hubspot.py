@@ -18,7 +18,7 @@ from servers import Server
 
 from patchbay import Hub
 from patchbay.config import load_config, load_config_data
-from patchbay.core.errors import ConfigError, SourceError
+from patchbay.core.errors import ConfigError, SourceError, SourceUnavailable
 from patchbay.testing import ConformanceCase, ConnectorConformance
 
 from . import data
@@ -434,9 +434,20 @@ async def test_a_bad_token_names_the_source_and_never_shows_the_token(
 async def test_a_page_that_is_not_json(api: tuple[Server, HubSpotApp], tmp_path: Path) -> None:
     server, _ = api
     async with hub_for(server.url, tmp_path, entities=bulk_binding("p_html")) as hub:
-        with pytest.raises(SourceError, match=r"GET /crm/v3/objects/p_html answered text/html "
-                                              r"\(status 200\), not JSON"):
+        with pytest.raises(SourceError, match=r"GET 127\.0\.0\.1:\d+/crm/v3/objects/p_html "
+                                              r"answered text/html \(status 200\), not JSON"):
             await ids(hub, "product")
+
+
+async def test_a_5xx_page_that_is_not_json_is_unavailable(
+    api: tuple[Server, HubSpotApp], tmp_path: Path
+) -> None:
+    server, _ = api
+    async with hub_for(server.url, tmp_path, entities=bulk_binding("p_down")) as hub:
+        with pytest.raises(SourceUnavailable, match=r"GET 127\.0\.0\.1:\d+/crm/v3/objects/p_down "
+                                                    r"answered 503 Service Unavailable") as info:
+            await ids(hub, "product")
+    assert OWNER in str(info.value) and "?" not in str(info.value)
 
 
 async def test_a_200_with_an_error_body(api: tuple[Server, HubSpotApp], tmp_path: Path) -> None:

@@ -370,8 +370,10 @@ def bad_source(root: str, entity_set: str, version: str = "4", **extra: Any) -> 
     ("Html", "4", r"Html: GET 127\.0\.0\.1:\d+/svc/Html answered text/html \(status 200\), "
                   "not JSON"),
     ("NoD", "2", r"NoD: an OData v2 body without 'd' \(an OData v4 body: set version: '4'\)"),
-    ("Loop", "4", "Loop: the service sent the same next link twice"),
-    ("LoopLater", "4", "LoopLater: the service sent the same next link twice"),
+    ("Loop", "4", r"Loop: the API sent the same next link \(GET 127\.0\.0\.1:\d+/svc/"
+                  r"Loop\) twice"),
+    ("LoopLater", "4", r"LoopLater: the API sent the same next link \(GET 127\.0\.0\.1:\d+/svc/"
+                       r"LoopLater\) twice"),
     ("Error200", "4", "Error200: the service answered 200 with an error: BC_1042: The company "
                       "is locked"),
     ("V2Error200", "2", "the service answered 200 with an error: SY/530: No authority"),

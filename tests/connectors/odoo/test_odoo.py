@@ -274,7 +274,8 @@ async def test_a_page_that_is_not_json_names_the_source(
     state.mode = "html"
     async with hub_for(server.url, tmp_path) as hub:
         with pytest.raises(SourceError, match=r"common\.login: POST 127\.0\.0\.1:\d+/jsonrpc "
-                                              r"answered text/html, not JSON") as info:
+                                              r"answered text/html \(status 200\), "
+                                              r"not JSON") as info:
             await ids(hub, "company")
     assert OWNER in str(info.value)
 

@@ -328,7 +328,7 @@ async def test_a_repeating_next_records_url_stops(make_hub: Any, org: Org) -> No
     org.faults.add("repeat_locator")
     error = await read_error(make_hub)
     # Page 2 named page 2's own URL as the next one.
-    assert "Account query page 2: Salesforce sent the same nextRecordsUrl again" in str(error)
+    assert "Account query page 2: the API sent the same nextRecordsUrl twice" in str(error)
     assert len([p for p in org.requests if "/query/" in p]) == 1
 
 
@@ -371,7 +371,8 @@ async def test_an_unknown_field_names_object_and_error_code_not_values(
         with pytest.raises(SourceError) as info:
             await ids(hub, "company", name="Secret Customer Ltd")
     message = str(info.value)
-    assert "Account query page 1" in message and "answered 400: INVALID_FIELD:" in message
+    assert "Account query page 1" in message
+    assert "answered 400 Bad Request: INVALID_FIELD:" in message
     assert "No such column 'Rating' on entity 'Account'" in message
     assert "check the field and object names in the mapping" in message
     assert "Secret Customer" not in message and "SELECT" not in message
