@@ -56,6 +56,7 @@ from patchbay.core.connector import (
     SourceOrder,
     SourceSchema,
     TableInfo,
+    invalid_block,
 )
 from patchbay.core.errors import SourceError, SourceUnavailable
 from patchbay.core.mapping import LINES_KEY, ROW_ERRORS_KEY
@@ -497,9 +498,8 @@ class FileConnector(Connector):
         try:
             parsed = _Origin.model_validate(dict(origin))
         except ValidationError as exc:
-            problems = "; ".join(_problem(e) for e in exc.errors(include_url=False))
-            raise self._error(f"{where}: invalid from: block {dict(origin)!r}: {problems}"
-                              ) from None
+            raise self._error(f"{where}: invalid from: block {dict(origin)!r}: "
+                              f"{invalid_block(exc)}") from None
         s = self.options
         layout = tuple((n, a, b) for n, (a, b) in (parsed.layout or {}).items())
         return _Spec(
@@ -667,9 +667,3 @@ def _positions(segments: list[tuple[int, str, int]]) -> Callable[[int], Position
         return {"file": name, "row": first + index - start}
 
     return position_after
-
-
-def _problem(error: Mapping[str, Any]) -> str:
-    where = ".".join(str(part) for part in error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message

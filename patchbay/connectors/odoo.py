@@ -44,6 +44,7 @@ from patchbay.core.connector import (
     Resources,
     SourceFilter,
     SourceOrder,
+    invalid_block,
 )
 from patchbay.core.filters import Op
 from patchbay.core.mapping import LINES_KEY
@@ -248,7 +249,7 @@ class OdooConnector(Connector):
         try:
             OdooOrigin.model_validate(dict(origin))
         except ValidationError as exc:
-            raise ValueError(_problems(exc)) from None
+            raise ValueError(invalid_block(exc)) from None
 
     # --- planning ----------------------------------------------------------------------------
 
@@ -438,7 +439,7 @@ class OdooConnector(Connector):
         try:
             return OdooOrigin.model_validate(dict(origin))
         except ValidationError as exc:
-            raise self.api.error(f"entities.{entity}.from: {_problems(exc)}") from None
+            raise self.api.error(f"entities.{entity}.from: {invalid_block(exc)}") from None
 
     def _lines(self, lines: LinesRequest | None) -> OdooLines | None:
         if lines is None:
@@ -446,7 +447,7 @@ class OdooConnector(Connector):
         try:
             return OdooLines.model_validate(dict(lines.origin))
         except ValidationError as exc:
-            raise self.api.error(f"invalid lines.from block: {_problems(exc)}") from None
+            raise self.api.error(f"invalid lines.from block: {invalid_block(exc)}") from None
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -475,15 +476,6 @@ def _positions(rows: Sequence[Row]) -> Callable[[int], Position]:
     return position_after
 
 
-def _problems(exc: ValidationError) -> str:
-    out = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        out.append(f"{where}: {message}" if where else message)
-    return "; ".join(out)
 
 
 # --- the preset -------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from patchbay.core.connector import (
     Resources,
     SourceFilter,
     SourceOrder,
+    invalid_block,
 )
 from patchbay.core.filters import Op
 from patchbay.core.mapping import LINES_KEY, ROW_ERRORS_KEY
@@ -250,7 +251,7 @@ class XeroConnector(Connector):
         try:
             XeroOrigin.model_validate(dict(origin))
         except ValidationError as exc:
-            raise ValueError(_problems(exc)) from None
+            raise ValueError(invalid_block(exc)) from None
 
     # --- planning ----------------------------------------------------------------------------
 
@@ -355,7 +356,7 @@ class XeroConnector(Connector):
         try:
             return XeroLines.model_validate(dict(lines.origin))
         except ValidationError as exc:
-            raise self.api.error(f"invalid lines.from block: {_problems(exc)}") from None
+            raise self.api.error(f"invalid lines.from block: {invalid_block(exc)}") from None
 
     # --- responses ---------------------------------------------------------------------------
 
@@ -413,7 +414,7 @@ class XeroConnector(Connector):
         try:
             return XeroOrigin.model_validate(dict(origin))
         except ValidationError as exc:
-            raise self.api.error(f"entities.{entity}.from: {_problems(exc)}") from None
+            raise self.api.error(f"entities.{entity}.from: {invalid_block(exc)}") from None
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -465,15 +466,6 @@ def _xero_message(body: Any) -> str | None:
     return None
 
 
-def _problems(exc: ValidationError) -> str:
-    out = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        out.append(f"{where}: {message}" if where else message)
-    return "; ".join(out)
 
 
 # --- the preset -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from patchbay.core.filters import Op
 
@@ -44,6 +44,7 @@ __all__ = [
     "SourceSchema",
     "SqlSettings",
     "TableInfo",
+    "invalid_block",
 ]
 
 # An httpx request extension: ``extensions={READ_ONLY: True}`` marks a POST that only reads (a
@@ -276,3 +277,16 @@ class SqlSettings(BaseModel):
     password: SecretStr | None = None
     connect_args: dict[str, Any] = Field(default_factory=dict, repr=False)  # may hold secrets
     schema_: str | None = Field(default=None, alias="schema")
+
+
+def invalid_block(exc: ValidationError, prefix: str = "") -> str:
+    """What is wrong with a ``settings:`` or ``from:`` block, as one line of ``path: problem``
+    (``prefix`` goes before each path), for the errors connectors raise."""
+    out = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(part for part in (prefix, *map(str, error["loc"])) if part)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        out.append(f"{where}: {message}" if where else message)
+    return "; ".join(out)

@@ -548,7 +548,7 @@ async def test_glob_matching_nothing(tmp_path: Path, caplog: pytest.LogCaptureFi
     [
         ({}, "exactly one of 'file'"),
         ({"file": "a.csv", "files": "*.csv"}, "exactly one of 'file'"),
-        ({"table": "a"}, "table: Extra inputs are not permitted"),
+        ({"table": "a"}, "table: unknown key"),
         ({"file": "a.csv", "header": False}, "header: false needs columns"),
         ({"file": "a.csv", "columns": ["a"]}, "columns: only with header: false"),
         ({"file": "a.csv", "layout": {"A": [0, 1]}}, "layout: only with format: fixed"),

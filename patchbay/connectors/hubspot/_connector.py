@@ -47,6 +47,7 @@ from patchbay.core.connector import (
     SourceOrder,
     SourceSchema,
     TableInfo,
+    invalid_block,
 )
 from patchbay.core.filters import Op
 from patchbay.core.mapping import LINES_KEY, ROW_ERRORS_KEY
@@ -95,8 +96,7 @@ class HubSpotConnector(Connector):
         try:
             Origin.model_validate(dict(origin))
         except ValidationError as exc:
-            raise ValueError("; ".join(_problem(e) for e in exc.errors(include_url=False))
-                             ) from None
+            raise ValueError(invalid_block(exc)) from None
 
     # --- planning ----------------------------------------------------------------------------
 
@@ -430,8 +430,7 @@ class HubSpotConnector(Connector):
         try:
             parsed = Origin.model_validate(dict(origin))
         except ValidationError as exc:
-            problems = "; ".join(_problem(e) for e in exc.errors(include_url=False))
-            raise self.api.error(f"entities.{entity}.from: {problems}") from None
+            raise self.api.error(f"entities.{entity}.from: {invalid_block(exc)}") from None
         self._seen.setdefault(parsed.object, parsed)
         return parsed
 
@@ -524,9 +523,3 @@ def _hubspot(body: Mapping[str, Any]) -> str:
     category = body.get("category")
     text = f"{message} ({category})" if category else message
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _problem(error: Mapping[str, Any]) -> str:
-    where = ".".join(str(part) for part in error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message

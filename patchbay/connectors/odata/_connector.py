@@ -41,6 +41,7 @@ from patchbay.core.connector import (
     SourceOrder,
     SourceSchema,
     TableInfo,
+    invalid_block,
 )
 from patchbay.core.filters import Op
 from patchbay.core.mapping import LINES_KEY, ROW_ERRORS_KEY
@@ -88,7 +89,7 @@ class ODataConnector(Connector):
         try:
             Origin.model_validate(dict(origin))
         except ValidationError as exc:
-            raise ValueError(_problems(exc)) from None
+            raise ValueError(invalid_block(exc)) from None
 
     # --- planning ----------------------------------------------------------------------------
 
@@ -355,7 +356,7 @@ class ODataConnector(Connector):
         try:
             return Origin.model_validate(dict(origin))
         except ValidationError as exc:
-            raise self.api.error(f"invalid from: block: {_problems(exc)}") from None
+            raise self.api.error(f"invalid from: block: {invalid_block(exc)}") from None
 
     def _nav(self, lines: LinesRequest | None) -> str | None:
         if lines is None:
@@ -365,7 +366,7 @@ class ODataConnector(Connector):
         except ValidationError as exc:
             raise self.api.error(
                 f"invalid lines.from: block (the odata connector reads lines by $expand, "
-                f"e.g. {{expand: salesOrderLines}}): {_problems(exc)}"
+                f"e.g. {{expand: salesOrderLines}}): {invalid_block(exc)}"
             ) from None
 
 
@@ -460,12 +461,3 @@ def _error_text(body: Any) -> str:
         message = message.get("value")
     text = f"{error.get('code') or 'error'}: {message or '(no message)'}"
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _problems(exc: ValidationError) -> str:
-    out = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        out.append(f"{where}: {message}" if where else message)
-    return "; ".join(out)

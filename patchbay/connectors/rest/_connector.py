@@ -38,6 +38,7 @@ from patchbay.core.connector import (
     SourceOrder,
     SourceSchema,
     TableInfo,
+    invalid_block,
 )
 from patchbay.core.filters import Op
 from patchbay.core.mapping import ROW_ERRORS_KEY
@@ -241,8 +242,9 @@ class RestConnector(Connector):
         try:
             parsed = Origin.model_validate(dict(origin))
         except ValidationError as exc:
-            problems = "; ".join(f"{where}.{_problem(e)}" for e in exc.errors(include_url=False))
-            raise self.api.error(f"invalid from: block: {problems}") from None
+            raise self.api.error(
+                f"invalid from: block: {invalid_block(exc, f'{where}.from')}"
+            ) from None
         self._seen.setdefault(parsed.endpoint, parsed)
         return parsed
 
@@ -290,10 +292,6 @@ def _since_text(value: Any, since: Since) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _problem(error: Mapping[str, Any]) -> str:
-    where = ".".join(str(part) for part in error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"from.{where}: {message}" if where else f"from: {message}"
 
 
 def _page_key(state: State) -> str:

@@ -98,13 +98,10 @@ def problems(model: type[BaseModel], data: Any) -> str | None:
     """The validation problems of ``data`` as one line, or None when it is valid."""
     from pydantic import ValidationError
 
+    from patchbay.core.connector import invalid_block
+
     try:
         model.model_validate(dict(data) if isinstance(data, dict) else data)
     except ValidationError as exc:
-        parts = []
-        for error in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in error["loc"])
-            message = str(error["msg"]).removeprefix("Value error, ")
-            parts.append(f"{where}: {message}" if where else message)
-        return "; ".join(parts)
+        return invalid_block(exc)
     return None

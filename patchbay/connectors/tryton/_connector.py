@@ -51,6 +51,7 @@ from patchbay.core.connector import (
     SourceOrder,
     SourceSchema,
     TableInfo,
+    invalid_block,
 )
 from patchbay.core.errors import SourceError
 from patchbay.core.filters import Op
@@ -117,7 +118,7 @@ class TrytonConnector(Connector):
         try:
             Origin.model_validate(dict(origin))
         except ValidationError as exc:
-            raise ValueError(_problems(exc)) from None
+            raise ValueError(invalid_block(exc)) from None
 
     # --- planning ------------------------------------------------------------------------------
 
@@ -418,7 +419,7 @@ class TrytonConnector(Connector):
         try:
             return Origin.model_validate(dict(origin))
         except ValidationError as exc:
-            raise self._error(f"invalid {where}.from: {_problems(exc)}") from None
+            raise self._error(f"invalid {where}.from: {invalid_block(exc)}") from None
 
     def _error(self, message: str) -> SourceError:
         return SourceError(self.res.source, message, owner=self.res.owner)
@@ -494,12 +495,3 @@ def _positions(keys: list[list[Any]]) -> Callable[[int], Position]:
         return [encode(k) if isinstance(k, _TAGGED) else k for k in keys[index]]
 
     return position_after
-
-
-def _problems(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
