@@ -356,7 +356,13 @@ class SalesforceConnector(Connector):
         status = response.status_code
         if status == 404 and missing_ok:
             return None
-        body = self.api.parse_json(response, what)
+        if status == 429 or status >= 500:  # maintenance pages are HTML: the status tells
+            try:
+                body = response.json()
+            except ValueError:
+                raise self.api.refusal(response, what) from None
+        else:
+            body = self.api.parse_json(response, what)
         errors = _salesforce_errors(body)
         if response.is_success and errors is None:
             return body

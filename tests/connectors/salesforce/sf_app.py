@@ -769,6 +769,8 @@ def build_app(org: Org) -> FastAPI:
     async def more(locator: str) -> Response:
         if "html_page" in org.faults:
             return HTMLResponse("<html><body>Service Unavailable for maintenance</body></html>")
+        if "html_503" in org.faults:
+            return HTMLResponse("<html><body>Down for maintenance</body></html>", 503)
         if "expire_locators" in org.faults:
             org.faults.discard("expire_locators")
             org.cursors.clear()  # the caller paused for more than 15 minutes

@@ -27,7 +27,7 @@ from patchbay import Hub, Money
 from patchbay.config import load_config, load_config_data
 from patchbay.connectors.salesforce import SalesforceConnector, SalesforceSettings
 from patchbay.core.connector import ReadRequest, Resources
-from patchbay.core.errors import ConfigError, RecordNotFound, SourceError
+from patchbay.core.errors import ConfigError, RecordNotFound, SourceError, SourceUnavailable
 from patchbay.resilience import Events
 from patchbay.testing import ConformanceCase, ConnectorConformance
 
@@ -322,6 +322,16 @@ async def test_a_page_that_is_not_json(make_hub: Any, org: Org) -> None:
     error = await read_error(make_hub)
     assert re.search(r"Account query page 2: GET 127\.0\.0\.1:\d+/services/data/v62\.0/"
                      r"query/\S+ answered text/html \(status 200\), not JSON", str(error))
+
+
+async def test_a_maintenance_page_is_unavailable_not_a_parse_error(
+    make_hub: Any, org: Org
+) -> None:
+    org.faults.add("html_503")
+    error = await read_error(make_hub)
+    assert isinstance(error, SourceUnavailable)
+    assert re.search(r"Account query page 2: GET 127\.0\.0\.1:\d+/services/data/v62\.0/"
+                     r"query/\S+ answered 503 Service Unavailable", str(error))
 
 
 async def test_a_repeating_next_records_url_stops(make_hub: Any, org: Org) -> None:
