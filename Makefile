@@ -39,6 +39,8 @@ prism:
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/gateway.py
+	$(BIN)/python benchmarks/rest.py --stages
+	$(BIN)/python benchmarks/cross_source.py
 
 clean:
 	rm -rf $(VENV) .patchbay .pytest_cache .mypy_cache .ruff_cache
