@@ -77,7 +77,7 @@ from patchbay.core.connector import (
 from patchbay.core.errors import SourceError, SourceUnavailable
 from patchbay.core.filters import ORDERING_OPS, Op
 from patchbay.core.mapping import LINES_KEY
-from patchbay.core.threads import iterate_in_thread
+from patchbay.core.threads import finish_in_thread, iterate_in_thread
 from patchbay.resilience._sql import is_disconnect
 
 __all__ = ["SqlConnector", "SqlSettings"]
@@ -442,7 +442,11 @@ class SqlConnector(Connector):
             if in_place:
                 stream.close_quietly()
             else:
-                await asyncio.to_thread(stream.close_quietly)
+                # Not cut short by a cancellation arriving meanwhile (a Hub stopping a source's
+                # prefetch as this read ends after its last needed batch): the server-side
+                # cursor and the connections are released before the read is over, never left
+                # to the garbage collector, open, perhaps after the engine was disposed.
+                await finish_in_thread(stream.close_quietly)
 
     def _attach_lines(self, conn: sa.Connection, request: ReadRequest | GetRequest,
                       headers: list[dict[str, Any]]) -> None:

@@ -136,6 +136,9 @@ class Pushable:
 
 def _path_getter(path: Path) -> Callable[[MappingABC[str, Any]], Any]:
     if isinstance(path, list):
+        if not any("." in p for p in path):  # flat columns, the common case: one C-level pass
+            names = tuple(path)
+            return lambda row: tuple(map(row.get, names))
         getters = [_path_getter(p) for p in path]
         return lambda row: tuple(g(row) for g in getters)
     if "." not in path:

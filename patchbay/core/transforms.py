@@ -199,7 +199,7 @@ def _ref(args: Any, ctx: TransformContext) -> Transform:
             return None
         return canonical_id(source, parts)
 
-    return Transform("ref", ref, SourceForm.REF, takes_tuple=True)
+    return Transform("ref", ref, SourceForm.REF, takes_tuple=True, cacheable=True)
 
 
 def _const(args: Any, ctx: TransformContext) -> Transform:

@@ -16,6 +16,7 @@ push-down switched off, which evaluates everything in memory.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import math
@@ -866,6 +867,36 @@ async def test_closing_a_read_early_returns_its_connections(make_hub: MakeHub) -
     first = await reader.__anext__()
     assert len(first.rows) == 3
     await reader.aclose()
+    assert connector.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("batches_read", [1, 4])
+async def test_a_read_cancelled_while_it_closes_still_returns_its_connections(
+        backend: Backend, make_hub: MakeHub, batches_read: int) -> None:
+    """A caller cancelled while a read is closing (a Hub stopping a source's prefetch just as
+    the read ends after the last batch a page needs) waits for the close, then is cancelled.
+
+    Regression: the close was handed to a worker thread with ``asyncio.to_thread``; cancelling
+    that before the thread picked it up dropped it, so the server-side cursor and connections
+    stayed open until the garbage collector found them (psycopg's ResourceWarnings, and a
+    connection idle in transaction that kept DROP SCHEMA waiting). After one batch the read
+    closes its stream; after four, its reader thread must also be finished first. (SQLite
+    reads and closes in place, without a thread: its close is over before a cancel can come.)
+    """
+    hub = make_hub()
+    connector = await hub.connector("erp")
+    assert isinstance(connector, SqlConnector)
+    reader = connector.read(_invoice_request(3))
+    for _ in range(batches_read):
+        assert len((await reader.__anext__()).rows) == 3
+    closing = asyncio.ensure_future(reader.aclose())
+    await asyncio.sleep(0)  # aclose runs until it waits for the worker thread
+    if backend.name == "sqlite":
+        assert closing.done()
+    else:
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
     assert connector.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
