@@ -103,7 +103,10 @@ def serve(kind: str, directory: Path, port: int) -> None:
         from patchbay.gateway import create_app
         from patchbay.hub import Hub
 
-        app = create_app(Hub(load_config(directory / "patchbay.yaml")), close_hub=True)
+        # As a ``patchbay serve`` worker builds it (gateway.app.app_from_env).
+        app = create_app(
+            Hub(load_config(directory / "patchbay.yaml")), close_hub=True, freeze_gc=True
+        )
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

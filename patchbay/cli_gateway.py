@@ -13,10 +13,11 @@ wrong, 4 when the key does not exist.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -59,14 +60,20 @@ def _config_path(given: Path | None) -> Path:
     return given or state.config_path
 
 
-def _keys(config: Config) -> Any:
+@contextlib.contextmanager
+def _keys(config: Config) -> Iterator[Any]:
+    """The key store of ``config``'s state database, its engine disposed afterwards."""
     from patchbay.gateway.keys import ApiKeys
 
     opener = StoreOpener(config.spec, base_dir=config.base_dir, file=config.file)
     url = resolve_sqlite_path(config.spec.state, config.base_dir)
     if url.startswith("sqlite:///") and ":memory:" not in url:
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    return ApiKeys(sa.create_engine(url, pool_pre_ping=True), opener.keys("secret_key"))
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    try:
+        yield ApiKeys(engine, opener.keys("secret_key"))
+    finally:
+        engine.dispose()
 
 
 @keys_app.command("create")
@@ -88,7 +95,8 @@ def keys_create(
             file=config.file,
             path="consumers",
         )
-    key, token = _keys(config).create(consumer, name or consumer, scope or None)
+    with _keys(config) as store:
+        key, token = store.create(consumer, name or consumer, scope or None)
     err.print(
         f"created key {key.id} for consumer {consumer!r}; it is shown this once:",
         highlight=False,
@@ -103,7 +111,8 @@ def keys_list() -> None:
     from patchbay.cli import out as table_out  # wide when piped, as every patchbay table
 
     config = load_config(_config_path(None), resolve_secrets=False)
-    keys = _keys(config).list()
+    with _keys(config) as store:
+        keys = store.list()
     table = Table("id", "consumer", "name", "scopes", "created", "last used", "revoked")
 
     def when(value: Any) -> str:
@@ -120,9 +129,11 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 @_friendly
 def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-    """Revoke the key ID: every worker refuses it from its next request on."""
+    """Revoke the key ID: every worker refuses it within a second."""
     config = load_config(_config_path(None), resolve_secrets=False)
-    if not _keys(config).revoke(key_id):
+    with _keys(config) as store:
+        revoked = store.revoke(key_id)
+    if not revoked:
         err.print(f"error: no live key {key_id!r}", highlight=False)
         raise typer.Exit(EXIT_NOT_FOUND)
     err.print(f"revoked key {key_id}", highlight=False)

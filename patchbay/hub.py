@@ -926,6 +926,20 @@ class Hub:
         strict: bool | None,
         raw: bool,
     ) -> Page:
+        # The page's records stay alive until it is returned (views are made of them): the
+        # cyclic GC runs less often meanwhile (see _execute).
+        with relaxed_gc():
+            return await self._page_in(plan, limit, cursor, partial, strict, raw)
+
+    async def _page_in(
+        self,
+        plan: Plan,
+        limit: int,
+        cursor: str | None,
+        partial: bool,
+        strict: bool | None,
+        raw: bool,
+    ) -> Page:
         positions = self.signer.load(cursor, plan.digest) if cursor else {}
         quality = QualityReport()
         errors: list[SourceFailure] = []

@@ -17,8 +17,8 @@ from patchbay.config import Config, SourceConfig, load_config
 from patchbay.core.connector import SourceSchema
 from patchbay.core.drift import Drift
 from patchbay.core.entities import Record
-from patchbay.core.policy import EntityView
 from patchbay.core.filters import Filter
+from patchbay.core.policy import EntityView
 from patchbay.core.quality import QualityReport, SourceFailure
 from patchbay.core.quarantine import QuarantineStore
 from patchbay.hub import Hub, Page, QueryStream

@@ -6,7 +6,12 @@ a slow KDF would add latency to every request without adding safety. Keys made u
 ``secret_key`` still verify while it is listed in ``previous_secret_keys``. The comparison is
 constant-time. The table (``api_keys``) comes with the state migrations (0003).
 
-Nothing here is cached per process: a revoked key is refused by every worker on its next request.
+A key verified against the database is remembered by the process for ``cache_seconds`` (1 s by
+default) as its stored hash, never its secret: a request in that second checks the secret's HMAC
+against it without a database read (and without a trip to a worker thread), which was a fifth of
+the gateway's time on a page. Revoking a key forgets it in the revoking process at once; every
+other worker refuses it within ``cache_seconds``. Unknown, wrong and revoked credentials are never
+remembered: each of them costs a database read, as before.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import hmac
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -73,6 +79,8 @@ class ApiKeys:
         secret_keys: Sequence[str],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cache_seconds: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not secret_keys or not secret_keys[0]:
             raise ConfigError(
@@ -84,6 +92,10 @@ class ApiKeys:
         self._keys = [key.encode() for key in secret_keys]
         self._clock = clock
         self._ready = False
+        self._cache_seconds = cache_seconds
+        self._monotonic = monotonic
+        # key id -> (the key, its stored hash, when it was read): live keys only.
+        self._verified: dict[str, tuple[ApiKey, str, float]] = {}
 
     def __repr__(self) -> str:
         return "ApiKeys(secret_keys=***)"
@@ -138,12 +150,14 @@ class ApiKeys:
     def revoke(self, key_id: str) -> bool:
         """Revoke a key (kept, for the record); False when there is no such live key."""
         table = self._table()
+        self._verified.pop(key_id, None)
         with self._engine.begin() as conn:
             result = conn.execute(
                 table.update()
                 .where(table.c.id == key_id, table.c.revoked_at.is_(None))
                 .values(revoked_at=self._clock())
             )
+        self._verified.pop(key_id, None)  # a request may have remembered it meanwhile
         return result.rowcount == 1
 
     def verify(self, token: str) -> ApiKey | None:
@@ -154,21 +168,45 @@ class ApiKeys:
             return None
         key_id, secret = match.groups()
         table = self._table()
+        read_at = self._monotonic()
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(table).where(table.c.id == key_id)).first()
         if row is None:
+            self._verified.pop(key_id, None)
             # Spend the same work as for a known id, so timing does not tell ids apart.
             hmac.compare_digest(self._hash(secret, self._keys[0]), "0" * 64)
             return None
+        if row.revoked_at is not None:
+            self._verified.pop(key_id, None)
         stored = str(row.secret_hash)
-        matched = False
-        for key in self._keys:
-            matched |= hmac.compare_digest(self._hash(secret, key), stored)
-        if not matched or row.revoked_at is not None:
+        if not self._matches(secret, stored) or row.revoked_at is not None:
             return None
         found = _key(row)
         self._touch(found)
+        self._verified[key_id] = (found, stored, read_at)
         return found
+
+    def recently_verified(self, token: str) -> ApiKey | None:
+        """The key of ``token`` when the database confirmed it live within ``cache_seconds``
+        and the secret matches; None means "ask the database" (:meth:`verify`), never "no"."""
+        match = _TOKEN.match(token)
+        if match is None:
+            return None
+        key_id, secret = match.groups()
+        remembered = self._verified.get(key_id)
+        if remembered is None:
+            return None
+        key, stored, read_at = remembered
+        if self._monotonic() - read_at >= self._cache_seconds:
+            self._verified.pop(key_id, None)
+            return None
+        return key if self._matches(secret, stored) else None
+
+    def _matches(self, secret: str, stored: str) -> bool:
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(self._hash(secret, key), stored)
+        return matched
 
     def _touch(self, key: ApiKey) -> None:
         now = self._clock()

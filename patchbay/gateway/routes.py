@@ -5,7 +5,8 @@ work to the Hub as that consumer, with ``via="rest"`` and the request id: the Hu
 policy (entities, operations, fields, rows, masking, rate limit) and writes the audit record.
 The routes add what only HTTP has: query-string parsing (one filter grammar, parsed by
 :mod:`patchbay.core.filters`), the limit cap, the projection, and scopes, which only narrow.
-Records leave through ``record_to_json`` of the policy module and nothing else.
+Records leave through ``record_to_json`` (or, for a page, ``json_bytes``: the same JSON) of
+the policy module and nothing else.
 
 Routes are registered per served entity (``/v1/entities/contact/records``, ...) so the OpenAPI
 document is typed per entity; a catch-all answers 404 for the others.
@@ -28,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 
 from patchbay.core.entities import Record
 from patchbay.core.errors import EntityNotFound, QueryError
-from patchbay.core.policy import record_to_json
+from patchbay.core.policy import json_bytes, record_to_json
 from patchbay.gateway import openapi
 from patchbay.gateway.auth import Principal, authenticate
 from patchbay.gateway.problems import Problem
@@ -144,9 +145,10 @@ def _page_body(
     capped: bool,
     visible: set[str],
 ) -> dict[str, Any]:
-    records = [record_to_json(record) for record in page.records]
+    records: list[Any] = page.records  # serialized by json_bytes, as record_to_json would
     if projection is not None:
-        records = [{k: r[k] for k in projection if k in r} for r in records]
+        plain = [record_to_json(record) for record in page.records]
+        records = [{k: r[k] for k in projection if k in r} for r in plain]
     return {
         "entity": entity,
         "records": records,
@@ -193,7 +195,8 @@ async def _fetch(
         span.set_attribute("patchbay.sources", sorted(page.quality.sources))
     gateway.metrics.observe_read(entity, len(page.records), page.quality, page.errors)
     visible = await _visible_fields(gateway, principal, entity)
-    return _json(_page_body(entity, page, projection, limit, capped, visible))
+    body = _page_body(entity, page, projection, limit, capped, visible)
+    return Response(json_bytes(body), media_type="application/json")
 
 
 def _list_records(entity: str) -> Callable[[Request], Awaitable[Response]]:
