@@ -229,6 +229,7 @@ class OdooConnector(Connector):
         {Op.EQ, Op.NE, Op.IN, Op.CONTAINS, Op.GT, Op.GTE, Op.LT, Op.LTE, Op.ISNULL}
     )
     resources = frozenset({"http_client"})
+    origin_model = OdooOrigin
 
     def __init__(self, settings: OdooSettings, resources: Resources) -> None:
         super().__init__(settings, resources)
@@ -243,13 +244,6 @@ class OdooConnector(Connector):
     @classmethod
     def preset_entities(cls, settings: BaseModel) -> Mapping[str, Mapping[str, Any]]:
         return PRESET
-
-    @classmethod
-    def check_origin(cls, settings: BaseModel, entity: str, origin: Mapping[str, Any]) -> None:
-        try:
-            OdooOrigin.model_validate(dict(origin))
-        except ValidationError as exc:
-            raise ValueError(invalid_block(exc)) from None
 
     # --- planning ----------------------------------------------------------------------------
 

@@ -233,6 +233,7 @@ class XeroConnector(Connector):
     )
     pushdown: ClassVar[frozenset[Op]] = frozenset({Op.EQ, Op.IN, Op.GTE})  # see accepts()
     resources = frozenset({"http_client"})
+    origin_model = XeroOrigin
 
     def __init__(self, settings: XeroSettings, resources: Resources) -> None:
         super().__init__(settings, resources)
@@ -245,13 +246,6 @@ class XeroConnector(Connector):
     @classmethod
     def preset_entities(cls, settings: BaseModel) -> Mapping[str, Mapping[str, Any]]:
         return PRESET
-
-    @classmethod
-    def check_origin(cls, settings: BaseModel, entity: str, origin: Mapping[str, Any]) -> None:
-        try:
-            XeroOrigin.model_validate(dict(origin))
-        except ValidationError as exc:
-            raise ValueError(invalid_block(exc)) from None
 
     # --- planning ----------------------------------------------------------------------------
 

@@ -195,6 +195,8 @@ class Connector:
     # Query parameters whose values never reach a log (httpx logs request URLs at INFO): a
     # query language's text (SOQL ``q``) carries filter values, which may be personal data.
     redact_params: ClassVar[frozenset[str]] = frozenset()
+    # The pydantic model of an entity's ``from:`` block, checked when the config loads.
+    origin_model: ClassVar[type[BaseModel] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -229,7 +231,13 @@ class Connector:
         """Raise ``ValueError`` (saying what to fix) when a ``from:`` block is wrong.
 
         Called when the config loads, so a bad binding fails there rather than on first read.
+        The default validates it against ``origin_model`` when the connector sets one.
         """
+        if cls.origin_model is not None:
+            try:
+                cls.origin_model.model_validate(dict(origin))
+            except ValidationError as exc:
+                raise ValueError(invalid_block(exc)) from None
 
     def accepts(self, request: ReadRequest, condition: SourceFilter) -> bool:
         """Whether this source can evaluate ``condition`` for this entity. Default: by operator."""

@@ -77,6 +77,7 @@ class HubSpotConnector(Connector):
         {Op.EQ, Op.IN, Op.GT, Op.GTE, Op.LT, Op.LTE, Op.ISNULL}
     )  # refined per condition by accepts()
     resources = frozenset({"http_client"})
+    origin_model = Origin
 
     def __init__(self, settings: HubSpotSettings, resources: Resources) -> None:
         super().__init__(settings, resources)
@@ -90,13 +91,6 @@ class HubSpotConnector(Connector):
     @classmethod
     def preset_entities(cls, settings: BaseModel) -> Mapping[str, Mapping[str, Any]]:
         return PRESETS
-
-    @classmethod
-    def check_origin(cls, settings: BaseModel, entity: str, origin: Mapping[str, Any]) -> None:
-        try:
-            Origin.model_validate(dict(origin))
-        except ValidationError as exc:
-            raise ValueError(invalid_block(exc)) from None
 
     # --- planning ----------------------------------------------------------------------------
 

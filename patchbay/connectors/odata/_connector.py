@@ -73,6 +73,7 @@ class ODataConnector(Connector):
         {Op.EQ, Op.NE, Op.IN, Op.GT, Op.GTE, Op.LT, Op.LTE, Op.CONTAINS, Op.ISNULL}
     )  # refined per property and value by accepts()
     resources = frozenset({"http_client"})
+    origin_model = Origin
 
     def __init__(self, settings: BaseModel, resources: Resources) -> None:
         super().__init__(settings, resources)
@@ -83,13 +84,6 @@ class ODataConnector(Connector):
                            explain=_explain)
         self.v2 = settings.version == "2"
         self._metadata: dict[str, EntitySets] = {}
-
-    @classmethod
-    def check_origin(cls, settings: BaseModel, entity: str, origin: Mapping[str, Any]) -> None:
-        try:
-            Origin.model_validate(dict(origin))
-        except ValidationError as exc:
-            raise ValueError(invalid_block(exc)) from None
 
     # --- planning ----------------------------------------------------------------------------
 

@@ -148,41 +148,37 @@ class _Cursor:
         return state is None or isinstance(state, str)
 
 
-@dataclass(frozen=True, slots=True)
-class _NextUrl:
-    spec: NextUrlPages
+class _FollowUrl:
+    """Pages found by URL (the first is the endpoint): the state is the next page's URL."""
+
+    __slots__ = ()
 
     def start(self) -> State:
         return None
 
     def call(self, state: State) -> PageCall:
         return PageCall() if state is None else PageCall(url=str(state))
-
-    def advance(self, state: State, count: int, response: httpx.Response, body: Any
-                ) -> State | None:
-        found = at_path(body, self.spec.next_path)
-        return _resolved(response, found)
 
     def valid(self, state: object) -> bool:
         return state is None or isinstance(state, str)
 
 
 @dataclass(frozen=True, slots=True)
-class _LinkHeader:
+class _NextUrl(_FollowUrl):
+    spec: NextUrlPages
+
+    def advance(self, state: State, count: int, response: httpx.Response, body: Any
+                ) -> State | None:
+        return _resolved(response, at_path(body, self.spec.next_path))
+
+
+@dataclass(frozen=True, slots=True)
+class _LinkHeader(_FollowUrl):
     spec: LinkHeaderPages
-
-    def start(self) -> State:
-        return None
-
-    def call(self, state: State) -> PageCall:
-        return PageCall() if state is None else PageCall(url=str(state))
 
     def advance(self, state: State, count: int, response: httpx.Response, body: Any
                 ) -> State | None:
         return _resolved(response, response.links.get("next", {}).get("url"))
-
-    def valid(self, state: object) -> bool:
-        return state is None or isinstance(state, str)
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,7 @@ class SalesforceConnector(Connector):
     )
     pushdown: ClassVar[frozenset[Op]] = frozenset(Op)  # refined per condition by accepts()
     resources = frozenset({"http_client"})
+    origin_model = Origin
     # The SOQL, filter values included (personal data, possibly), travels in ``q``: it must not
     # reach httpx's request log. Declared for the Hub to install a redactor (not honoured yet).
     redact_params: ClassVar[frozenset[str]] = frozenset({"q"})
@@ -111,12 +112,6 @@ class SalesforceConnector(Connector):
     def preset_entities(cls, settings: BaseModel) -> Mapping[str, Mapping[str, Any]]:
         assert isinstance(settings, SalesforceSettings)
         return preset_entities(settings)
-
-    @classmethod
-    def check_origin(cls, settings: BaseModel, entity: str, origin: Mapping[str, Any]) -> None:
-        wrong = problems(Origin, origin)
-        if wrong:
-            raise ValueError(wrong)
 
     # --- planning ----------------------------------------------------------------------------
 

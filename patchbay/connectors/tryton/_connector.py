@@ -92,6 +92,7 @@ class TrytonConnector(Connector):
     )
     pushdown = PUSHED_OPS
     resources = frozenset({"http_client"})
+    origin_model = Origin
 
     def __init__(self, settings: TrytonSettings, resources: Resources) -> None:
         super().__init__(settings, resources)
@@ -112,13 +113,6 @@ class TrytonConnector(Connector):
     def preset_entities(cls, settings: BaseModel) -> Mapping[str, Mapping[str, Any]]:
         assert isinstance(settings, TrytonSettings)
         return preset_entities(settings)
-
-    @classmethod
-    def check_origin(cls, settings: BaseModel, entity: str, origin: Mapping[str, Any]) -> None:
-        try:
-            Origin.model_validate(dict(origin))
-        except ValidationError as exc:
-            raise ValueError(invalid_block(exc)) from None
 
     # --- planning ------------------------------------------------------------------------------
 
